@@ -1,0 +1,77 @@
+"""Tiny transformers models built from config with a fixed seed: offline, bit-identical, milliseconds.
+
+This module imports torch and transformers; the plugin imports it only inside fixtures and steps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import torch
+import transformers
+
+from .architectures import CONFIGS, HEADS
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """What to build: architecture, head, seed and config overrides."""
+
+    architecture: str = "bert"
+    head: str = "seq_cls"
+    seed: int = 0
+    overrides: tuple[tuple[str, Any], ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.architecture not in HEADS:
+            raise ValueError(
+                f"unknown architecture {self.architecture!r}; choose one of {sorted(HEADS)}"
+            )
+        if self.head not in HEADS[self.architecture]:
+            raise ValueError(
+                f"architecture {self.architecture!r} has no head {self.head!r}; "
+                f"choose one of {sorted(HEADS[self.architecture])}"
+            )
+
+
+def build_config(architecture: str, **overrides: Any) -> transformers.PretrainedConfig:
+    """The tiny config of ``architecture`` with ``overrides`` applied."""
+    class_name, defaults = CONFIGS[architecture]
+    config = getattr(transformers, class_name)(**{**defaults, **overrides})
+    return config
+
+
+def build_model(
+    architecture: str = "bert", head: str = "seq_cls", seed: int = 0, **overrides: Any
+) -> torch.nn.Module:
+    """A fresh tiny model in eval mode; the same arguments give bit-identical weights.
+
+    The global torch RNG is left as it was.
+    """
+    spec = ModelSpec(architecture, head, seed, tuple(sorted(overrides.items())))
+    if architecture in ("bert", "roberta") and head == "causal_lm":
+        overrides = {"is_decoder": True, **overrides}
+    config = build_config(spec.architecture, **overrides)
+    model_class = getattr(transformers, HEADS[spec.architecture][spec.head])
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(spec.seed)
+        model = model_class(config)
+    return model.eval()
+
+
+def make_inputs(
+    model: torch.nn.Module, batch: int = 2, seq_len: int = 8, seed: int = 0
+) -> dict[str, torch.Tensor]:
+    """Deterministic ``input_ids`` and ``attention_mask`` for ``model`` (no pad token inside)."""
+    config = model.config
+    generator = torch.Generator().manual_seed(seed)
+    input_ids = torch.randint(2, config.vocab_size, (batch, seq_len), generator=generator)
+    return {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids)}
+
+
+def save_base(model: torch.nn.Module, directory: str | Path) -> Path:
+    """Save ``model`` (config + safetensors weights) to ``directory`` and return it."""
+    directory = Path(directory)
+    model.save_pretrained(directory, safe_serialization=True)
+    return directory

@@ -1,0 +1,163 @@
+"""The registry of steps and checks a YAML case may name.
+
+A step or check is one documented Python function registered with ``@step`` or ``@check``. Its keyword
+parameters are the YAML fields (``as`` is written ``as_``); their annotations drive validation at
+collection time, so a case with an unknown field or a wrong type is reported before anything runs.
+Registering a function is the whole of extending the engine.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import typing
+from typing import Annotated, Any, Callable
+
+#: A field naming an object an earlier step made (a model, a directory, a snapshot, ...).
+Ref = Annotated[str, "ref"]
+#: A field naming the object this step makes, for later steps and checks.
+Out = Annotated[str, "out"]
+#: A field naming an earlier step by its id (for the warnings it captured).
+StepRef = Annotated[str, "step"]
+
+_EMPTY = inspect.Parameter.empty
+
+
+@dataclasses.dataclass(frozen=True)
+class Param:
+    """One YAML field of a step or check."""
+
+    name: str  # as written in YAML
+    annotation: Any
+    default: Any
+    role: str | None  # "ref", "out" or None
+
+    @property
+    def required(self) -> bool:
+        return self.default is _EMPTY
+
+
+@dataclasses.dataclass(frozen=True)
+class Operation:
+    """A registered step or check."""
+
+    kind: str
+    name: str
+    func: Callable[..., Any]
+    params: dict[str, Param]
+
+    @property
+    def doc(self) -> str:
+        return inspect.cleandoc(self.func.__doc__ or "")
+
+    @property
+    def summary(self) -> str:
+        return self.doc.split("\n\n", 1)[0].replace("\n", " ")
+
+    @property
+    def example(self) -> str:
+        """The YAML after ``Example::`` in the docstring (used by the docs and their test)."""
+        doc = self.doc
+        marker = "Example::"
+        if marker not in doc:
+            return ""
+        return inspect.cleandoc(doc.split(marker, 1)[1])
+
+    def call(self, ctx: Any, fields: dict[str, Any]) -> Any:
+        kwargs = {("as_" if key == "as" else key): value for key, value in fields.items()}
+        return self.func(ctx, **kwargs)
+
+
+STEPS: dict[str, Operation] = {}
+CHECKS: dict[str, Operation] = {}
+
+
+def _describe(kind: str, name: str, func: Callable[..., Any]) -> Operation:
+    hints = typing.get_type_hints(func, include_extras=True)
+    params = {}
+    for parameter in list(inspect.signature(func).parameters.values())[1:]:
+        annotation = hints.get(parameter.name, Any)
+        role = None
+        if typing.get_origin(annotation) is Annotated:
+            role = annotation.__metadata__[0]
+            annotation = annotation.__origin__
+        yaml_name = "as" if parameter.name == "as_" else parameter.name
+        params[yaml_name] = Param(yaml_name, annotation, parameter.default, role)
+    if not func.__doc__:
+        raise TypeError(f"{kind} {name!r} needs a docstring: it is the documentation")
+    return Operation(kind, name, func, params)
+
+
+def step(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register ``func(ctx, **fields)`` as the step ``op: name``."""
+
+    def register(func: Callable[..., Any]) -> Callable[..., Any]:
+        STEPS[name] = _describe("step", name, func)
+        return func
+
+    return register
+
+
+def check(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register ``func(ctx, **fields)`` as the check ``check: name``; it raises CheckFailed."""
+
+    def register(func: Callable[..., Any]) -> Callable[..., Any]:
+        CHECKS[name] = _describe("check", name, func)
+        return func
+
+    return register
+
+
+def type_error(value: Any, annotation: Any) -> str | None:
+    """Why ``value`` does not fit ``annotation``, or None when it does."""
+    if annotation is Any:
+        return None
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", ())):
+        reasons = [type_error(value, option) for option in args]
+        if any(reason is None for reason in reasons):
+            return None
+        return "expected " + " or ".join(_name(option) for option in args)
+    if origin is typing.Literal:
+        return None if value in args else f"expected one of {list(args)}"
+    if annotation is type(None):
+        return None if value is None else "expected null"
+    if annotation is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return None if ok else "expected a number"
+    if annotation is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        return None if ok else "expected an integer"
+    if annotation in (str, bool):
+        return None if isinstance(value, annotation) else f"expected {_name(annotation)}"
+    if origin is list or annotation is list:
+        if not isinstance(value, list):
+            return f"expected {_name(annotation)}"
+        for item in value:
+            if args and (reason := type_error(item, args[0])):
+                return f"in list: {reason}"
+        return None
+    if origin is dict or annotation is dict:
+        if not isinstance(value, dict):
+            return f"expected {_name(annotation)}"
+        for key, item in value.items():
+            if args and (reason := type_error(key, args[0])):
+                return f"key {key!r}: {reason}"
+            if args and (reason := type_error(item, args[1])):
+                return f"value of {key!r}: {reason}"
+        return None
+    return None
+
+
+def _name(annotation: Any) -> str:
+    names = {str: "a string", int: "an integer", float: "a number", bool: "true/false",
+             list: "a list", dict: "a mapping", type(None): "null"}
+    if annotation in names:
+        return names[annotation]
+    origin = typing.get_origin(annotation)
+    if origin in names:
+        return names[origin]
+    if origin is typing.Literal:
+        return "one of " + ", ".join(repr(arg) for arg in typing.get_args(annotation))
+    return getattr(annotation, "__name__", str(annotation))
