@@ -1,0 +1,65 @@
+"""Tiny models: every architecture and head builds offline, deterministically, and runs forward."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from pytest_peft_edges.architectures import HEADS  # noqa: E402
+from pytest_peft_edges.models import build_model, make_inputs  # noqa: E402
+
+PAIRS = [(arch, head) for arch, heads in HEADS.items() for head in heads]
+
+
+@pytest.mark.parametrize(("architecture", "head"), PAIRS, ids=[f"{a}-{h}" for a, h in PAIRS])
+def test_every_architecture_builds_and_runs(tiny_model, tiny_inputs, architecture, head):
+    model = tiny_model(architecture, head)
+    again = tiny_model(architecture, head)
+    for (name, left), (_, right) in zip(model.state_dict().items(), again.state_dict().items()):
+        assert torch.equal(left, right), name
+    assert not model.training
+    with torch.no_grad():
+        out = model(**tiny_inputs(model))
+    assert out[0].shape[0] == 2
+
+
+def test_seed_changes_weights_and_leaves_global_rng(tiny_model):
+    torch.manual_seed(123)
+    expected = torch.rand(1)
+    torch.manual_seed(123)
+    a, b = tiny_model("bert", seed=0), tiny_model("bert", seed=1)
+    assert torch.rand(1) == expected  # the build did not consume the global RNG
+    assert not torch.equal(a.classifier.weight, b.classifier.weight)
+
+
+def test_fixture_shapes(tiny_bert, tiny_llama):
+    assert type(tiny_bert).__name__ == "BertForSequenceClassification"
+    assert (tiny_bert.config.hidden_size, tiny_bert.config.num_hidden_layers, tiny_bert.config.num_attention_heads,
+            tiny_bert.config.intermediate_size, tiny_bert.config.vocab_size, tiny_bert.config.num_labels) == (32, 2, 4, 37, 99, 2)
+    assert type(tiny_llama).__name__ == "LlamaForCausalLM"
+    assert tiny_llama.config.num_key_value_heads == 2
+
+
+def test_overrides_and_bad_names(tiny_model):
+    assert tiny_model("llama", "seq_cls", num_labels=3).score.out_features == 3
+    with pytest.raises(ValueError, match="unknown architecture 'bart'"):
+        tiny_model("bart")
+    with pytest.raises(ValueError, match="opt has no head 'token_cls'|architecture 'opt' has no head 'token_cls'"):
+        tiny_model("opt", "token_cls")
+
+
+def test_inputs_are_deterministic(tiny_bert):
+    first, second = make_inputs(tiny_bert, seed=3), make_inputs(tiny_bert, seed=3)
+    assert torch.equal(first["input_ids"], second["input_ids"])
+    assert int(first["input_ids"].max()) < 99
+
+
+def test_saved_base_dir_round_trips(tiny_model_dir, tiny_bert):
+    import transformers
+
+    directory = tiny_model_dir(tiny_bert)
+    assert (directory / "config.json").is_file() and (directory / "model.safetensors").is_file()
+    loaded = transformers.BertForSequenceClassification.from_pretrained(directory)
+    assert torch.equal(loaded.classifier.weight, tiny_bert.classifier.weight)
+    assert (tiny_model_dir(architecture="llama", head="causal_lm") / "config.json").is_file()
