@@ -19,6 +19,8 @@ import time
 import traceback
 from pathlib import Path
 
+from . import checks as _checks  # noqa: F401  (registers the checks)
+from . import steps as _steps  # noqa: F401  (registers the steps)
 from . import versions
 from .context import CaseError, CheckFailed, Context
 from .registry import CHECKS, STEPS

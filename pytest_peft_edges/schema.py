@@ -169,7 +169,7 @@ class _Reader:
 
     def mapping(self, value: Any, line: int, field: str, allowed: set[str], required: set[str] = set()) -> LineDict:
         if not isinstance(value, dict):
-            raise self.fail(line, field, f"expected a mapping, got {_kind(value)}")
+            raise self.fail(line, field or "case", f"expected a mapping, got {_kind(value)}")
         for key in value:
             if key not in allowed:
                 hint = _close(str(key), allowed)
@@ -235,7 +235,7 @@ class _Reader:
         return Upstream(tuple(issues), tuple(prs))
 
     def case(self, doc: Any, line: int) -> Case:
-        doc = self.mapping(doc, line, "case", CASE_KEYS, {"id", "title", "steps"})
+        doc = self.mapping(doc, line, "", CASE_KEYS, {"id", "title", "steps"})
         case_id = self.typed(doc, "id", "", str)
         if not ID_PATTERN.match(case_id):
             raise self.fail(doc.line_of("id"), "id", f"{case_id!r} is not a slug (lower-case letters, digits and '-')")

@@ -9,6 +9,11 @@ from pathlib import Path
 
 import pytest
 
+# Imported once here so pytester's in-process runs (which restore sys.modules) share one registry.
+import pytest_peft_edges.engine  # noqa: F401
+import pytest_peft_edges.reporting  # noqa: F401
+import pytest_peft_edges.schema  # noqa: F401
+
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "tests" / "cases"
 
@@ -36,4 +41,3 @@ def python() -> str:
     return sys.executable
 
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
