@@ -52,6 +52,11 @@ def judge_and_act(item: pytest.Item, case: Any, workdir: Path, known_mode: str) 
     stack = versions.stack()
     upstream = case.upstream.links()
     in_range = case.bugs_in_range(stack)
+    if not case.applies(stack):
+        wanted = ", ".join(f"{pkg} {spec}" for pkg, spec in case.requires.items())
+        message = f"not applicable: needs {wanted}, installed {versions.describe(stack)}"
+        record(item, case_id=case.id, verdict="skipped", message=message, upstream=upstream)
+        pytest.skip(message)
     if known_mode == "skip" and in_range:
         message = f"known bug {in_range[0].id} affects {versions.describe(stack)}"
         record(item, case_id=case.id, verdict="skipped", message=message, upstream=upstream)

@@ -18,7 +18,7 @@ from .yaml_lines import LineDict, LineList, load_documents
 
 NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,79}$")
-CASE_KEYS = {"id", "title", "description", "upstream", "tags", "model", "steps", "expect", "known_bugs"}
+CASE_KEYS = {"id", "title", "description", "upstream", "tags", "requires", "model", "steps", "expect", "known_bugs"}
 MODEL_KEYS = {"architecture", "head", "seed", "config"}
 STEP_META = {"op", "id", "when", "raises"}
 CHECK_META = {"check", "id", "when"}
@@ -135,6 +135,7 @@ class Case:
     description: str
     upstream: Upstream
     tags: tuple[str, ...]
+    requires: dict[str, str]
     model: ModelSpec | None
     steps: tuple[StepSpec, ...]
     expect: tuple[CheckSpec, ...]
@@ -145,6 +146,10 @@ class Case:
     @property
     def location(self) -> str:
         return f"{self.path}:{self.line}"
+
+    def applies(self, stack: dict[str, str | None] | None = None) -> bool:
+        """False when the installed versions lack what the case needs (``requires``)."""
+        return versions.matches(self.requires, stack)
 
     def bugs_in_range(self, stack: dict[str, str | None] | None = None) -> list[KnownBug]:
         return [bug for bug in self.known_bugs if bug.affects(stack)]
@@ -246,7 +251,8 @@ class _Reader:
         steps, names = self.steps(doc, model is not None)
         expect = self.checks(doc, names, {step.id for step in steps})
         bugs = self.known_bugs(doc, {s.id for s in steps}, {c.id for c in expect})
-        return Case(case_id, title, description, self.upstream(doc, "upstream", ""), tags, model,
+        requires = self.ranges(doc, "requires", "")
+        return Case(case_id, title, description, self.upstream(doc, "upstream", ""), tags, requires, model,
                     steps, expect, bugs, self.path, doc.line)
 
     def model(self, doc: LineDict) -> ModelSpec | None:

@@ -154,6 +154,9 @@ def save_pretrained(ctx: Context, dir: Out, model: Ref = "peft", selected_adapte
                     safe_serialization: bool = True) -> None:
     """``model.save_pretrained(<case dir>, ...)``: the adapter as PEFT saves it.
 
+    PEFT puts a non-default adapter in a sub-folder named after it; ``dir`` then names that sub-folder
+    when it is the only adapter saved.
+
     Example::
 
         - op: save_pretrained
@@ -164,7 +167,15 @@ def save_pretrained(ctx: Context, dir: Out, model: Ref = "peft", selected_adapte
         kwargs["selected_adapters"] = selected_adapters
     path = ctx.directory(dir)
     ctx.get(model).save_pretrained(str(path), **kwargs)
-    ctx.put(dir, path)
+    ctx.put(dir, _adapter_dir(path))
+
+
+def _adapter_dir(path: Any) -> Any:
+    """PEFT saves a non-default adapter in a sub-folder named after it: point at the adapter itself."""
+    if (path / "adapter_config.json").is_file():
+        return path
+    saved = [sub for sub in sorted(path.iterdir()) if (sub / "adapter_config.json").is_file()]
+    return saved[0] if len(saved) == 1 else path
 
 
 @step("dump_state_dict")
