@@ -1,0 +1,190 @@
+"""The ``peft-edges`` command: list the catalogue, print the environment, export a case, merge reports."""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import platform
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, NoReturn, Sequence
+
+from . import __version__, versions
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"peft-edges: error: {message} (see peft-edges --help)\n")
+
+
+class UsageError(Exception):
+    """A wrong id or option: one line on stderr, exit 2."""
+
+
+def _all_cases(extra: Sequence[str]) -> list[Any]:
+    from .plugin import bundled_cases_dir
+    from .schema import load_cases
+
+    return load_cases([bundled_cases_dir(), *[Path(p) for p in extra]])
+
+
+def find_case(case_id: str, extra: Sequence[str] = ()) -> Any:
+    """The valid case ``case_id``; UsageError with close matches otherwise."""
+    from .schema import Case
+
+    cases = _all_cases(extra)
+    for case in cases:
+        if case.id == case_id:
+            if not isinstance(case, Case):
+                raise UsageError(f"case {case_id!r} is malformed: {case.error}")
+            return case
+    close = difflib.get_close_matches(case_id, [c.id for c in cases], n=3, cutoff=0.4)
+    hint = f"; did you mean {', '.join(close)}?" if close else "; run 'peft-edges list' for the ids"
+    raise UsageError(f"unknown case id {case_id!r}{hint}")
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from .schema import Case
+
+    for case in _all_cases(args.cases):
+        if not isinstance(case, Case):
+            print(f"{case.id}\n    MALFORMED: {case.error}")
+            continue
+        line = f"{case.id}\n    {case.title}\n    upstream: {', '.join(case.upstream.links()) or 'none'}"
+        for bug in case.known_bugs:
+            line += f"\n    known bug {bug.id}: {bug.range_label()}"
+        if args.check:
+            line += f"\n    verdict: {run_one(case)}"
+        print(line)
+    return 0
+
+
+def run_one(case: Any) -> str:
+    """Run ``case`` on the installed versions (in a temporary directory) and return its verdict."""
+    from .engine import judge, run_case
+    from .offline import enforce_offline
+
+    enforce_offline()
+    if not case.applies():
+        return "skipped (not applicable)"
+    with tempfile.TemporaryDirectory(prefix="peft-edges-") as workdir:
+        verdict = judge(case, run_case(case, Path(workdir)))
+    return verdict.name if verdict.name == "fixed" else f"{verdict.name} — {verdict.message}"
+
+
+def env_block() -> str:
+    """A copy-paste block of the environment, like ``transformers env``."""
+    import importlib.metadata as metadata
+
+    def version(name: str) -> str:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return "not installed"
+
+    lines = [f"- Platform: {platform.platform()}", f"- Python version: {platform.python_version()}"]
+    torch_version = version("torch")
+    device = "not installed"
+    if torch_version != "not installed":
+        import torch
+
+        device = f"cuda ({torch.cuda.get_device_name(0)})" if torch.cuda.is_available() else "cpu"
+    lines.append(f"- PyTorch version: {torch_version} (device: {device})")
+    for name in ("transformers", "peft", "accelerate", "safetensors", "huggingface_hub"):
+        lines.append(f"- {name} version: {version(name)}")
+    lines.append(f"- pytest-peft-edges version: {__version__}")
+    return "\n".join(lines)
+
+
+def cmd_env(args: argparse.Namespace) -> int:
+    print(env_block())
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import render_issue, render_script
+
+    case = find_case(args.case_id, args.cases)
+    text = render_script(case) if args.format == "script" else render_issue(case, env_block())
+    if args.output in (None, "-"):
+        sys.stdout.write(text)
+    else:
+        Path(args.output).write_text(text)
+        print(f"wrote {args.output}", file=sys.stderr)
+    return 0
+
+
+def cmd_table(args: argparse.Namespace) -> int:
+    from .matrix import build_table, load_reports, replace_between_markers, to_markdown
+
+    reports = [Path(p) for p in args.reports]
+    missing = [str(p) for p in reports if not p.is_file()]
+    if missing:
+        raise UsageError(f"no such report: {', '.join(missing)}")
+    try:
+        table = build_table(load_reports(reports))
+    except (ValueError, json.JSONDecodeError) as exc:
+        raise UsageError(str(exc)) from None
+    markdown = to_markdown(table)
+    if args.json:
+        Path(args.json).write_text(json.dumps(table, indent=2) + "\n")
+    if args.markdown:
+        Path(args.markdown).write_text(markdown + "\n")
+    if args.readme:
+        readme = Path(args.readme)
+        try:
+            readme.write_text(replace_between_markers(readme.read_text(), markdown))
+        except ValueError as exc:
+            raise UsageError(f"{readme}: {exc}") from None
+    if not (args.json or args.markdown or args.readme):
+        print(markdown)
+    if table["bad"]:
+        print(f"peft-edges: {table['bad']} regressed/range-wrong/error cell(s)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="peft-edges", description="Known PEFT edge-case bugs: list, check, export, tabulate.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    listing = sub.add_parser("list", help="list the cases with their upstream links and affected ranges")
+    listing.add_argument("--check", action="store_true", help="also run each case and print its verdict")
+    listing.add_argument("--cases", action="append", default=[], metavar="PATH", help="extra YAML cases")
+    listing.set_defaults(func=cmd_list)
+
+    env = sub.add_parser("env", help="print the environment block for a bug report")
+    env.set_defaults(func=cmd_env)
+
+    export = sub.add_parser("export", help="export a case as a standalone script or an upstream issue")
+    export.add_argument("case_id")
+    export.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
+    export.add_argument("--format", choices=("script", "issue"), default="script")
+    export.add_argument("--cases", action="append", default=[], metavar="PATH", help="extra YAML cases")
+    export.set_defaults(func=cmd_export)
+
+    table = sub.add_parser("table", help="merge --peft-edges-report JSON files into a compatibility table")
+    table.add_argument("reports", nargs="+", metavar="REPORT.json")
+    table.add_argument("--markdown", metavar="FILE", help="write the markdown table here")
+    table.add_argument("--json", metavar="FILE", help="write the table as JSON here")
+    table.add_argument("--readme", metavar="FILE", help="replace the table between the markers in this file")
+    table.set_defaults(func=cmd_table)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except UsageError as exc:
+        print(f"peft-edges: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
