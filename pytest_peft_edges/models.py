@@ -12,6 +12,7 @@ from typing import Any
 import torch
 import transformers
 
+from . import standalone
 from .architectures import CONFIGS, HEADS
 
 @dataclasses.dataclass(frozen=True)
@@ -35,11 +36,14 @@ class ModelSpec:
             )
 
 
+def config_kwargs(architecture: str, **overrides: Any) -> dict[str, Any]:
+    """The keyword arguments of the tiny config of ``architecture`` with ``overrides`` applied."""
+    return {**CONFIGS[architecture][1], **overrides}
+
+
 def build_config(architecture: str, **overrides: Any) -> transformers.PretrainedConfig:
     """The tiny config of ``architecture`` with ``overrides`` applied."""
-    class_name, defaults = CONFIGS[architecture]
-    config = getattr(transformers, class_name)(**{**defaults, **overrides})
-    return config
+    return getattr(transformers, CONFIGS[architecture][0])(**config_kwargs(architecture, **overrides))
 
 
 def build_model(
@@ -52,22 +56,15 @@ def build_model(
     spec = ModelSpec(architecture, head, seed, tuple(sorted(overrides.items())))
     if architecture in ("bert", "roberta") and head == "causal_lm":
         overrides = {"is_decoder": True, **overrides}
-    config = build_config(spec.architecture, **overrides)
-    model_class = getattr(transformers, HEADS[spec.architecture][spec.head])
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(spec.seed)
-        model = model_class(config)
-    return model.eval()
+    return standalone.build_model(CONFIGS[spec.architecture][0], HEADS[spec.architecture][spec.head], spec.seed,
+                                  config_kwargs(spec.architecture, **overrides))
 
 
 def make_inputs(
     model: torch.nn.Module, batch: int = 2, seq_len: int = 8, seed: int = 0
 ) -> dict[str, torch.Tensor]:
     """Deterministic ``input_ids`` and ``attention_mask`` for ``model`` (no pad token inside)."""
-    config = model.config
-    generator = torch.Generator().manual_seed(seed)
-    input_ids = torch.randint(2, config.vocab_size, (batch, seq_len), generator=generator)
-    return {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids)}
+    return standalone.make_inputs(model, batch, seq_len, seed)
 
 
 def save_base(model: torch.nn.Module, directory: str | Path) -> Path:

@@ -6,9 +6,6 @@ arguments. torch, transformers and peft are imported inside the steps, so regist
 
 from __future__ import annotations
 
-import io
-import json
-import re
 from typing import Any, Literal
 
 from .context import CaseError, Context
@@ -28,11 +25,6 @@ def _peft_config(config: dict[str, Any] | None, config_type: str) -> Any:
     if config_class is None or not config_type.endswith("Config"):
         raise CaseError(f"peft {peft.__version__} has no config type {config_type!r}")
     return config_class(**(config or {}))
-
-
-def _matching(names: list[str], pattern: str) -> list[str]:
-    regex = re.compile(pattern)
-    return [name for name in names if regex.search(name)]
 
 
 @step("build_model")
@@ -135,18 +127,9 @@ def perturb(ctx: Context, model: Ref = "peft", pattern: str = r"lora_B", seed: i
           pattern: 'lora_B|modules_to_save\\.default'
           seed: 1
     """
-    import torch
+    from .standalone import perturb as run
 
-    parameters = dict(ctx.get(model).named_parameters())
-    chosen = _matching(sorted(parameters), pattern)
-    if not chosen:
-        raise CaseError(f"perturb: no parameter name matches {pattern!r}")
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name in chosen:
-            tensor = parameters[name]
-            noise = torch.randn(tensor.shape, generator=generator, dtype=torch.float32)
-            tensor.copy_((noise * scale).to(tensor.dtype))
+    run(ctx.get(model), pattern, seed, scale)
 
 
 @step("save_pretrained")
@@ -167,15 +150,9 @@ def save_pretrained(ctx: Context, dir: Out, model: Ref = "peft", selected_adapte
         kwargs["selected_adapters"] = selected_adapters
     path = ctx.directory(dir)
     ctx.get(model).save_pretrained(str(path), **kwargs)
-    ctx.put(dir, _adapter_dir(path))
+    from .standalone import adapter_dir
 
-
-def _adapter_dir(path: Any) -> Any:
-    """PEFT saves a non-default adapter in a sub-folder named after it: point at the adapter itself."""
-    if (path / "adapter_config.json").is_file():
-        return path
-    saved = [sub for sub in sorted(path.iterdir()) if (sub / "adapter_config.json").is_file()]
-    return saved[0] if len(saved) == 1 else path
+    ctx.put(dir, adapter_dir(path))
 
 
 @step("dump_state_dict")
@@ -192,18 +169,9 @@ def dump_state_dict(ctx: Context, dir: Out, model: Ref = "peft", pattern: str = 
           dir: raw_dump
           pattern: lora_
     """
-    from safetensors.torch import save_file
+    from .standalone import dump_state_dict as dump
 
-    peft_model = ctx.get(model)
-    state = peft_model.state_dict()
-    tensors = {key: state[key].detach().contiguous().clone() for key in _matching(list(state), pattern)}
-    if not tensors:
-        raise CaseError(f"dump_state_dict: no state_dict key matches {pattern!r}")
-    path = ctx.directory(dir)
-    path.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(path / "adapter_model.safetensors"))
-    peft_model.peft_config[adapter_name].save_pretrained(str(path))
-    ctx.put(dir, path)
+    ctx.put(dir, dump(ctx.get(model), ctx.directory(dir), pattern, adapter_name))
 
 
 @step("from_pretrained")
@@ -225,12 +193,6 @@ def from_pretrained(ctx: Context, dir: Ref, model: Ref = "base", as_: Out = "pef
     ctx.put(as_, peft.PeftModel.from_pretrained(ctx.get(model), str(ctx.get(dir)), **kwargs).eval())
 
 
-def _load_result(result: Any) -> dict[str, list[str]]:
-    if result is None:
-        return {"missing": [], "unexpected": []}
-    return {"missing": list(getattr(result, "missing_keys", []) or []),
-            "unexpected": list(getattr(result, "unexpected_keys", []) or [])}
-
 
 @step("load_adapter")
 def load_adapter(ctx: Context, dir: Ref, adapter_name: str, model: Ref = "peft", as_: Out = "load",
@@ -247,7 +209,9 @@ def load_adapter(ctx: Context, dir: Ref, adapter_name: str, model: Ref = "peft",
     kwargs: dict[str, Any] = {"adapter_name": adapter_name, "is_trainable": is_trainable}
     if key_mapping is not None:
         kwargs["key_mapping"] = key_mapping
-    ctx.put(as_, _load_result(ctx.get(model).load_adapter(str(ctx.get(dir)), **kwargs)))
+    from .standalone import load_result
+
+    ctx.put(as_, load_result(ctx.get(model).load_adapter(str(ctx.get(dir)), **kwargs)))
 
 
 @step("set_adapter")
@@ -365,31 +329,17 @@ def snapshot(ctx: Context, as_: Out, model: Ref = "peft",
           rename: {'\\.second\\.': '.'}
           as: head2
     """
-    import torch
-
-    from .models import make_inputs
+    from . import standalone
 
     target = ctx.get(model)
-
-    def renamed(name: str) -> str:
-        for old, new in (rename or {}).items():
-            name = re.sub(old, new, name)
-        return name
-
     if kind == "output":
-        target.eval()
-        with torch.no_grad():
-            out = target(**make_inputs(target, seed=seed))
-        value = out.logits if getattr(out, "logits", None) is not None else out.last_hidden_state
-        ctx.put(as_, value.detach().clone())
+        ctx.put(as_, standalone.output(target, seed))
     elif kind == "tensors":
-        state = target.state_dict()
-        ctx.put(as_, {renamed(k): state[k].detach().clone() for k in _matching(sorted(state), pattern)})
+        ctx.put(as_, standalone.tensors(target, pattern, rename))
     elif kind == "trainable":
-        names = [n for n, p in target.named_parameters() if p.requires_grad]
-        ctx.put(as_, sorted(renamed(n) for n in _matching(names, pattern)))
+        ctx.put(as_, standalone.trainable(target, pattern, rename))
     else:
-        ctx.put(as_, sorted(renamed(k) for k in _matching(list(target.state_dict()), pattern)))
+        ctx.put(as_, standalone.state_keys(target, pattern, rename))
 
 
 @step("optimizer_step")
@@ -402,21 +352,9 @@ def optimizer_step(ctx: Context, as_: Out = "optimizer", model: Ref = "peft", lr
           model: fresh
           as: optimizer
     """
-    import torch
+    from .standalone import optimizer_step as run
 
-    from .models import make_inputs
-
-    target = ctx.get(model)
-    parameters = [p for p in target.parameters() if p.requires_grad]
-    if not parameters:
-        raise CaseError("optimizer_step: the model has no trainable parameter")
-    optimizer = torch.optim.AdamW(parameters, lr=lr)
-    out = target(**make_inputs(target, seed=seed))
-    logits = out.logits if getattr(out, "logits", None) is not None else out.last_hidden_state
-    logits.float().pow(2).mean().backward()
-    optimizer.step()
-    optimizer.zero_grad()
-    ctx.put(as_, optimizer)
+    ctx.put(as_, run(ctx.get(model), lr, seed))
 
 
 @step("load_optimizer_state")
@@ -433,16 +371,9 @@ def load_optimizer_state(ctx: Context, optimizer: Ref, model: Ref, as_: Out = "r
           optimizer: optimizer
           model: reloaded
     """
-    import torch
+    from .standalone import load_optimizer_state as run
 
-    buffer = io.BytesIO()
-    torch.save(ctx.get(optimizer).state_dict(), buffer)
-    buffer.seek(0)
-    state = torch.load(buffer, weights_only=True)
-    parameters = [p for p in ctx.get(model).parameters() if p.requires_grad]
-    resumed = torch.optim.AdamW(parameters, lr=lr)
-    resumed.load_state_dict(state)
-    ctx.put(as_, resumed)
+    ctx.put(as_, run(ctx.get(optimizer), ctx.get(model), lr))
 
 
 @step("read_adapter_file")
@@ -457,10 +388,6 @@ def read_adapter_file(ctx: Context, dir: Ref, as_: Out) -> None:
           dir: adapter1
           as: saved
     """
-    from safetensors import safe_open
+    from .standalone import read_adapter_file as read
 
-    path = ctx.get(dir)
-    with safe_open(str(path / "adapter_model.safetensors"), framework="pt") as handle:
-        keys = sorted(handle.keys())
-    config = json.loads((path / "adapter_config.json").read_text())
-    ctx.put(as_, {"keys": keys, "config": config})
+    ctx.put(as_, read(ctx.get(dir)))
