@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import re
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-from .standalone import Captured, CaseError, CheckFailed, capture_warnings
+from .standalone import Captured, CaseError, CheckFailed, Recorder
 
 __all__ = ["CaseError", "CheckFailed", "Captured", "Context"]
 
@@ -17,10 +16,10 @@ _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
 class Context:
     """Named objects made by steps, with dotted access for fields (``load.unexpected``)."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, recorder: Recorder | None = None) -> None:
         self.workdir = workdir
         self.objects: dict[str, Any] = {}
-        self.captured: dict[str, list[Captured]] = {}
+        self.recorder = recorder if recorder is not None else Recorder()
 
     def put(self, name: str, value: Any) -> None:
         self.objects[name] = value
@@ -45,20 +44,10 @@ class Context:
 
     def records(self, step_id: str) -> list[Captured]:
         """What step ``step_id`` captured."""
-        if step_id not in self.captured:
-            raise CaseError(f"step {step_id!r} did not run (skipped by 'when'?)")
-        return self.captured[step_id]
+        return self.recorder.records(step_id)
 
     def directory(self, name: str) -> Path:
         """The path of the case's directory ``name`` inside its private tmp directory."""
         if not _NAME.match(name):
             raise CaseError(f"{name!r} is not a plain directory name")
         return self.workdir / name
-
-    @contextlib.contextmanager
-    def capture(self, step_id: str) -> Iterator[list[Captured]]:
-        """Record every warning and peft/transformers log record raised inside the block."""
-        sink: list[Captured] = []
-        self.captured[step_id] = sink
-        with capture_warnings(sink):
-            yield sink

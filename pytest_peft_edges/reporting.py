@@ -63,7 +63,7 @@ def judge_and_act(item: pytest.Item, case: Any, workdir: Path, known_mode: str) 
         pytest.skip(message)
     outcome = run_case(case, workdir, stack)
     verdict = judge(case, outcome, stack)
-    step = verdict.failure.at if verdict.failure else None
+    step = verdict.failure["at"] if verdict.failure else None
     record(item, case_id=case.id, verdict=verdict.name, message=verdict.message, upstream=upstream,
            duration_s=outcome.duration_s, step=step)
     if verdict.name == "fixed":
@@ -73,8 +73,8 @@ def judge_and_act(item: pytest.Item, case: Any, workdir: Path, known_mode: str) 
             pytest.fail(f"[reproduced] {verdict.message}", pytrace=False)
         pytest.xfail(f"[reproduced] {verdict.message}")
     detail = ""
-    if verdict.failure is not None and verdict.failure.detail:
-        detail = "\n" + verdict.failure.detail
+    if verdict.failure is not None and verdict.failure.get("where"):
+        detail = f"\n  (raised in {verdict.failure['where']})"
     pytest.fail(f"[{verdict.name}] {verdict.message}{detail}", pytrace=False)
 
 

@@ -93,11 +93,6 @@ class FailureSpec:
     raises: str | None
     match: str | None
 
-    def describe(self) -> str:
-        where = f"step {self.step!r}" if self.step else f"check {self.check!r}" if self.check else "any step"
-        what = f"{self.raises}" if self.raises else "check failure"
-        return f"{what} at {where}" + (f" matching /{self.match}/" if self.match else "")
-
 
 @dataclasses.dataclass(frozen=True)
 class KnownBug:

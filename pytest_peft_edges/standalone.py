@@ -354,3 +354,168 @@ def check_value(found, equals, label="value"):
 def _short(value):
     text = repr(value)
     return text if len(text) <= 200 else text[:197] + "..."
+
+
+# Verdicts: the same judgement for the plugin and for exported scripts. ---------------------------
+
+def in_ranges(ranges, versions):
+    """True when every package named in ``ranges`` is installed (``versions``) inside its PEP 440 range.
+
+    Prereleases count; the local label is ignored (``2.13.0+cpu`` counts as ``2.13.0``).
+    """
+    from packaging.specifiers import SpecifierSet
+    from packaging.version import InvalidVersion, Version
+
+    for package, spec in ranges.items():
+        found = versions.get(package)
+        if found is None:
+            return False
+        try:
+            version = Version(Version(found).public)
+        except InvalidVersion:
+            return False
+        if not SpecifierSet(spec, prereleases=True).contains(version, prereleases=True):
+            return False
+    return True
+
+
+def describe_failure(failure):
+    """``at 'step': ValueError: message`` / ``at 'check': check failed: message``."""
+    kinds = {"exception": f"{failure['types'][0]}: ", "check": "check failed: ", "case": "case error: "}
+    return f"at {failure['at']!r}: {kinds[failure['kind']]}{failure['message']}"
+
+
+def failure_matches(spec, failure):
+    """Does ``failure`` happen exactly as the recorded failure ``spec`` says?"""
+    if spec.get("raises") is not None:
+        if failure["kind"] != "exception" or spec["raises"] not in failure["types"]:
+            return False
+        if spec.get("step") is not None and failure["at"] != spec["step"]:
+            return False
+    elif failure["kind"] != "check" or failure["at"] != spec.get("check"):
+        return False
+    return spec.get("match") is None or re.search(spec["match"], failure["message"]) is not None
+
+
+def _explaining(bugs, failure):
+    for bug in bugs:
+        if any(failure_matches(spec, failure) for spec in bug["fails"]):
+            return bug
+    return None
+
+
+def judge(failures, bugs, versions):
+    """The verdict of a run: ``{"verdict", "message", "bug", "failure"}``.
+
+    ``failures``: dicts with at, kind (exception | check | case), types, message, in the order they
+    happened. ``bugs``: dicts with id, label, affected, range, fails (recorded failure specs).
+    """
+    in_range = [bug for bug in bugs if in_ranges(bug["affected"], versions)]
+    stack = ", ".join(f"{name} {versions.get(name)}" for name in ("peft", "transformers", "torch"))
+    case_errors = [f for f in failures if f["kind"] == "case"]
+    if case_errors:
+        return {"verdict": "error", "message": f"the case itself is broken {describe_failure(case_errors[0])}",
+                "bug": None, "failure": case_errors[0]}
+    if not failures:
+        if in_range:
+            bug = in_range[0]
+            return {"verdict": "range-wrong", "bug": bug, "failure": None,
+                    "message": f"known bug {bug['id']} ({bug['range']}) should affect {stack}, but the case "
+                               "passed: its recorded range is wrong"}
+        return {"verdict": "fixed", "message": "behaves as fixed", "bug": None, "failure": None}
+    first = failures[0]
+    if in_range:
+        unexplained = [f for f in failures if _explaining(in_range, f) is None]
+        if not unexplained:
+            bug = _explaining(in_range, first)
+            return {"verdict": "reproduced", "bug": bug, "failure": first,
+                    "message": f"known bug {bug['id']} reproduced ({bug['label']}): {describe_failure(first)}"}
+        expected = "; ".join(f"{bug['id']}: " + " | ".join(_describe_spec(s) for s in bug["fails"]) for bug in in_range)
+        odd = unexplained[0]
+        return {"verdict": "error", "bug": None, "failure": odd,
+                "message": f"failed another way than recorded {describe_failure(odd)} (recorded: {expected})"}
+    other = _explaining(bugs, first)
+    if other is not None:
+        return {"verdict": "regressed", "bug": other, "failure": first,
+                "message": f"known bug {other['id']} ({other['label']}) shows outside its recorded range "
+                           f"({other['range']}): {describe_failure(first)}"}
+    if first["kind"] == "check":
+        return {"verdict": "regressed", "bug": None, "failure": first,
+                "message": f"the fixed behaviour does not hold {describe_failure(first)}"}
+    return {"verdict": "error", "bug": None, "failure": first,
+            "message": f"unexpected exception {describe_failure(first)}"}
+
+
+def _describe_spec(spec):
+    where = (f"step {spec['step']!r}" if spec.get("step") else f"check {spec['check']!r}" if spec.get("check")
+             else "any step")
+    what = spec["raises"] if spec.get("raises") else "check failure"
+    return f"{what} at {where}" + (f" matching /{spec['match']}/" if spec.get("match") else "")
+
+
+# Running: steps stop at the first failure, checks are collected. --------------------------------
+
+class StopCase(Exception):
+    """Raised by ``Recorder.step`` after a step failed: the remaining steps cannot run."""
+
+
+def exception_record(at, exc):
+    """A failure record of an exception raised at step or check ``at``."""
+    import traceback
+
+    kind = "case" if isinstance(exc, CaseError) else "exception"
+    frames = traceback.extract_tb(exc.__traceback__)[-3:]
+    where = "; ".join(f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno} in {frame.name}" for frame in frames)
+    return {"at": at, "kind": kind, "types": [cls.__name__ for cls in type(exc).__mro__ if cls is not object],
+            "message": str(exc).strip() or type(exc).__name__, "where": where}
+
+
+class Recorder:
+    """Runs steps and checks, capturing warnings per step and recording failures in order."""
+
+    def __init__(self):
+        self.failures = []
+        self.captured = {}
+
+    def records(self, step_id):
+        """The warnings and log records step ``step_id`` captured."""
+        if step_id not in self.captured:
+            raise CaseError(f"step {step_id!r} did not run (skipped by 'when'?)")
+        return self.captured[step_id]
+
+    @contextlib.contextmanager
+    def step(self, step_id, raises=None):
+        """Run the block as step ``step_id``; ``raises=(type name, regex)`` when the fixed behaviour raises.
+
+        An unexpected exception is recorded and stops the case (StopCase); a missing expected exception
+        is recorded as a check failure and the case goes on.
+        """
+        sink = self.captured.setdefault(step_id, [])
+        raised = None
+        with capture_warnings(sink):
+            try:
+                yield
+            except Exception as exc:  # noqa: BLE001 - any exception of the library under test
+                raised = exc
+        if raises is None:
+            if raised is not None:
+                self.failures.append(exception_record(step_id, raised))
+                raise StopCase(step_id)
+            return
+        if raised is None:
+            self.failures.append({"at": step_id, "kind": "check", "types": ["CheckFailed"],
+                                  "message": f"expected {raises[0]} matching /{raises[1]}/, nothing was raised"})
+            return
+        names = {cls.__name__ for cls in type(raised).__mro__}
+        if raises[0] not in names or not re.search(raises[1], str(raised)):
+            self.failures.append(exception_record(step_id, raised))
+            raise StopCase(step_id)
+
+    def check(self, check_id, run):
+        """Run check ``check_id`` (a callable raising CheckFailed) and record how it failed."""
+        try:
+            run()
+        except CheckFailed as exc:
+            self.failures.append({"at": check_id, "kind": "check", "types": ["CheckFailed"], "message": str(exc)})
+        except Exception as exc:  # noqa: BLE001
+            self.failures.append(exception_record(check_id, exc))

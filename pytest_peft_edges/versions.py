@@ -6,7 +6,6 @@ import functools
 from importlib import metadata
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
-from packaging.version import InvalidVersion, Version
 
 #: The libraries a known bug's range may name, in the order reports print them.
 TRACKED = ("peft", "transformers", "torch", "safetensors")
@@ -39,18 +38,10 @@ def matches(ranges: dict[str, str], versions: dict[str, str | None] | None = Non
 
     The local label is ignored (``2.13.0+cpu`` counts as ``2.13.0``), so ranges stay portable.
     """
+    from .standalone import in_ranges
+
     versions = stack() if versions is None else versions
-    for package, spec in ranges.items():
-        found = versions.get(package) or installed(package)
-        if found is None:
-            return False
-        try:
-            version = Version(Version(found).public)
-        except InvalidVersion:
-            return False
-        if not parse_specifier(spec).contains(version, prereleases=True):
-            return False
-    return True
+    return in_ranges(ranges, {package: versions.get(package) or installed(package) for package in ranges})
 
 
 def describe(versions: dict[str, str | None] | None = None) -> str:
