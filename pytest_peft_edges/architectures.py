@@ -67,3 +67,17 @@ CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
              num_labels=2),
     ),
 }
+
+
+def model_classes(architecture: str, head: str) -> tuple[str, str]:
+    """``(config class name, model class name)`` in transformers for ``architecture`` and ``head``."""
+    return CONFIGS[architecture][0], HEADS[architecture][head]
+
+
+def config_kwargs(architecture: str, head: str = "base", **overrides: Any) -> dict[str, Any]:
+    """The tiny config's keyword arguments for ``architecture``/``head`` with ``overrides`` applied.
+
+    BERT and RoBERTa causal-LM heads need ``is_decoder=True``.
+    """
+    extra = {"is_decoder": True} if architecture in ("bert", "roberta") and head == "causal_lm" else {}
+    return {**CONFIGS[architecture][1], **extra, **overrides}

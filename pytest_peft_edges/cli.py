@@ -184,6 +184,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"peft-edges: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `peft-edges list | head`
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -13,7 +13,7 @@ import torch
 import transformers
 
 from . import standalone
-from .architectures import CONFIGS, HEADS
+from .architectures import CONFIGS, HEADS, config_kwargs, model_classes
 
 @dataclasses.dataclass(frozen=True)
 class ModelSpec:
@@ -36,14 +36,9 @@ class ModelSpec:
             )
 
 
-def config_kwargs(architecture: str, **overrides: Any) -> dict[str, Any]:
-    """The keyword arguments of the tiny config of ``architecture`` with ``overrides`` applied."""
-    return {**CONFIGS[architecture][1], **overrides}
-
-
 def build_config(architecture: str, **overrides: Any) -> transformers.PretrainedConfig:
     """The tiny config of ``architecture`` with ``overrides`` applied."""
-    return getattr(transformers, CONFIGS[architecture][0])(**config_kwargs(architecture, **overrides))
+    return getattr(transformers, CONFIGS[architecture][0])(**config_kwargs(architecture, "base", **overrides))
 
 
 def build_model(
@@ -54,10 +49,8 @@ def build_model(
     The global torch RNG is left as it was.
     """
     spec = ModelSpec(architecture, head, seed, tuple(sorted(overrides.items())))
-    if architecture in ("bert", "roberta") and head == "causal_lm":
-        overrides = {"is_decoder": True, **overrides}
-    return standalone.build_model(CONFIGS[spec.architecture][0], HEADS[spec.architecture][spec.head], spec.seed,
-                                  config_kwargs(spec.architecture, **overrides))
+    config_class, model_class = model_classes(spec.architecture, spec.head)
+    return standalone.build_model(config_class, model_class, spec.seed, config_kwargs(architecture, head, **overrides))
 
 
 def make_inputs(

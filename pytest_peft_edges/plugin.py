@@ -39,6 +39,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="what a known bug affecting the installed versions does: xfail (default), fail, skip")
     group.addoption("--peft-edges-report", dest="peft_edges_report", default=None, metavar="FILE",
                     help="write the verdict of every case as JSON to FILE")
+    group.addoption("--peft-edges-export-failures", dest="peft_edges_export_failures", default=None, metavar="DIR",
+                    help="write a standalone reproduction script to DIR for every case that failed or reproduced")
     parser.addini("peft_edges_cases", type="paths", default=[],
                   help="YAML case files or directories of this repo (relative to the ini file)")
     parser.addini("peft_edges_known", default="xfail", help="default of --peft-edges-known")
@@ -124,7 +126,11 @@ def peft_edges_judge(request: pytest.FixtureRequest, tmp_path: Path) -> Callable
     """Run a case in ``tmp_path`` and turn its verdict into pass, strict xfail, or a failure with the reason."""
 
     def judge(case: Any) -> None:
-        reporting.judge_and_act(request.node, case, tmp_path, request.config.option.peft_edges_known)
+        option = request.config.option
+        export_dir = option.peft_edges_export_failures
+        if export_dir is not None:
+            export_dir = Path(request.config.invocation_params.dir) / export_dir
+        reporting.judge_and_act(request.node, case, tmp_path, option.peft_edges_known, export_dir)
 
     return judge
 

@@ -45,7 +45,7 @@ def add_section(item: pytest.Item, report: pytest.TestReport) -> None:
         report.sections.append(("peft-edges", text))
 
 
-def judge_and_act(item: pytest.Item, case: Any, workdir: Path, known_mode: str) -> None:
+def judge_and_act(item: pytest.Item, case: Any, workdir: Path, known_mode: str, export_dir: Path | None = None) -> None:
     """Run ``case`` and map the verdict to a pytest outcome (``known_mode``: xfail | fail | skip)."""
     from .engine import judge, run_case
 
@@ -68,6 +68,11 @@ def judge_and_act(item: pytest.Item, case: Any, workdir: Path, known_mode: str) 
            duration_s=outcome.duration_s, step=step)
     if verdict.name == "fixed":
         return
+    if export_dir is not None:
+        from .export import render_script
+
+        export_dir.mkdir(parents=True, exist_ok=True)
+        (export_dir / f"{case.id}.py").write_text(render_script(case))
     if verdict.name == "reproduced":
         if known_mode == "fail":
             pytest.fail(f"[reproduced] {verdict.message}", pytrace=False)

@@ -17,6 +17,7 @@ from .architectures import HEADS
 from .yaml_lines import LineDict, LineList, load_documents
 
 NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
+FIELD_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,79}$")
 CASE_KEYS = {"id", "title", "description", "upstream", "tags", "requires", "model", "steps", "expect", "known_bugs"}
 MODEL_KEYS = {"architecture", "head", "seed", "config"}
@@ -335,6 +336,8 @@ class _Reader:
             if reason:
                 raise self.fail(line, _join(field, key), f"{reason}, got {_kind(value)}")
             self.bounded(value, line, _join(field, key))
+            if param.role == "ref" and not all(FIELD_PATTERN.match(part) for part in str(value).split(".")[1:]):
+                raise self.fail(line, _join(field, key), f"{value!r}: a field after '.' must be a plain public name")
             if param.role == "ref" and isinstance(value, str) and value.split(".", 1)[0] not in names:
                 raise self.fail(line, _join(field, key),
                                 f"{value!r} is not made by an earlier step{_close(value, names)}; known: {', '.join(sorted(names)) or 'none'}")

@@ -1,0 +1,164 @@
+"""``peft-edges`` CLI and exported scripts: verdicts agree with the plugin, no injection, clean errors."""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from conftest import EXAMPLES
+from pytest_peft_edges import cli
+from pytest_peft_edges.plugin import bundled_cases_dir
+from pytest_peft_edges.schema import Case, load_cases
+
+pytest.importorskip("peft")
+
+# Runs every script given on the command line in ONE interpreter (torch is imported once) and prints
+# {path: [exit code, stdout]} as JSON.
+DRIVER = textwrap.dedent("""
+    import contextlib, io, json, runpy, sys
+    results = {}
+    for path in sys.argv[1:]:
+        out = io.StringIO()
+        try:
+            with contextlib.redirect_stdout(out):
+                runpy.run_path(path, run_name="__main__")
+            code = 0
+        except SystemExit as exc:
+            code = exc.code
+        results[path] = [code, out.getvalue()]
+    print(json.dumps(results))
+""")
+EXIT_FOR_VERDICT = {"fixed": 0, "range-wrong": 0, "skipped": 0, "reproduced": 1, "regressed": 1, "error": 2}
+
+
+def run_scripts(paths, cwd):
+    proc = subprocess.run([sys.executable, "-c", DRIVER, *map(str, paths)], capture_output=True, text=True,
+                          cwd=cwd, check=True)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_every_bundled_case_exports_and_its_script_agrees_with_the_plugin(pytester, tmp_path):
+    pytester.runpytest("-p", "peft_edges", "--peft-edges", "--peft-edges-report", "r.json")
+    verdicts = {c["id"]: c["verdict"] for c in json.loads((pytester.path / "r.json").read_text())["cases"]}
+    cases = [c for c in load_cases([bundled_cases_dir()]) if isinstance(c, Case)]
+    assert sorted(verdicts) == sorted(c.id for c in cases)
+    scripts = []
+    for case in cases:
+        path = tmp_path / f"{case.id}.py"
+        assert cli.main(["export", case.id, "-o", str(path)]) == 0
+        ast.parse(path.read_text())
+        assert "pytest_peft_edges" not in path.read_text().split("# ---- helpers")[0]
+        scripts.append(path)
+    results = run_scripts(scripts, tmp_path)
+    for case in cases:
+        code, out = results[str(tmp_path / f"{case.id}.py")]
+        assert code == EXIT_FOR_VERDICT[verdicts[case.id]], (case.id, verdicts[case.id], out[-500:])
+        if code == 1:
+            assert "BUG REPRODUCED: " in out
+    assert set(tmp_path.iterdir()) == set(scripts)  # the scripts wrote nothing beside themselves
+
+
+HOSTILE = '''\
+id: hostile-strings
+title: "x\\"\\"\\" + __import__('os').system('touch PWNED') + \\"\\"\\"\\n import os; os.system('touch PWNED2')"
+description: "line one\\r\\nimport os\\x0bos.system('touch PWNED3')\\u2028os.system('touch PWNED4')"
+model: {architecture: bert}
+steps:
+  - {op: get_peft_model, adapter_name: "a'b\\"c\\\\d", config: {r: 2, target_modules: [query]}}
+  - {op: perturb, model: peft, pattern: "lora_B\\\\.a'b\\"c", seed: 1}
+expect:
+  - {check: adapters, present: ["a'b\\"c\\\\d"]}
+  - {check: value, of: peft.active_adapter, equals: "a'b\\"c\\\\d"}
+'''
+
+
+def test_yaml_strings_cannot_inject_code(pytester, tmp_path):
+    (tmp_path / "hostile.yaml").write_text(HOSTILE)
+    (case,) = load_cases([tmp_path / "hostile.yaml"])
+    assert isinstance(case, Case), case
+    assert "touch PWNED" in case.title and "\\" in case.steps[0].fields["adapter_name"]
+    script = tmp_path / "hostile.py"
+    assert cli.main(["export", "hostile-strings", "--cases", str(tmp_path / "hostile.yaml"), "-o", str(script)]) == 0
+    tree = ast.parse(script.read_text())
+    constants = {node.value for node in ast.walk(tree) if isinstance(node, ast.Constant)}
+    assert case.title in constants and case.steps[0].fields["adapter_name"] in constants
+    calls = {node.func.attr for node in ast.walk(tree) if isinstance(node, ast.Call)
+             and isinstance(node.func, ast.Attribute)}
+    assert "system" not in calls
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    ((code, out),) = run_scripts([script], workdir).values()
+    assert code == 0, out
+    assert list(workdir.iterdir()) == []
+
+
+def test_issue_format_has_the_bug_template_sections(capsys):
+    assert cli.main(["export", "seq-cls-set-adapter-second", "--format", "issue"]) == 0
+    text = capsys.readouterr().out
+    for heading in ("### System Info", "### Reproduction", "### Expected behavior"):
+        assert heading in text
+    assert "- peft version: " in text and "```python" in text and "BUG REPRODUCED" in text
+    assert "https://github.com/huggingface/peft/issues/1574" in text
+
+
+def test_unknown_id_is_one_line_with_suggestions():
+    proc = subprocess.run([sys.executable, "-m", "pytest_peft_edges", "export", "seq-cls-set-adaptor-second"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.count("\n") == 1
+    assert "unknown case id 'seq-cls-set-adaptor-second'; did you mean seq-cls-set-adapter-second" in proc.stderr
+
+
+@pytest.mark.parametrize("argv", [["export"], ["export", "x", "--format", "pdf"], ["frobnicate"], ["list", "--bogus"],
+                                  ["table", "missing.json"]])
+def test_bad_options_are_one_line_and_exit_2(argv, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as excinfo:
+        raise SystemExit(cli.main(argv))
+    assert excinfo.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("peft-edges: error: ") and err.count("\n") == 1
+
+
+def test_list_and_env(capsys):
+    assert cli.main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "seq-cls-set-adapter-second\n" in out and "known bug S1: peft >=0.3.0,<0.11.0" in out
+    assert cli.main(["env"]) == 0
+    env = capsys.readouterr().out
+    for name in ("Platform", "Python version", "PyTorch version", "transformers version", "peft version",
+                 "accelerate version", "safetensors version", "huggingface_hub version", "pytest-peft-edges version"):
+        assert f"- {name}: " in env
+
+
+def test_list_check_runs_the_cases(capsys):
+    example = EXAMPLES / "example-untrained-adapter-is-a-no-op.yaml"
+    assert cli.main(["list", "--check", "--cases", str(example)]) == 0
+    out = capsys.readouterr().out
+    assert "verdict: reproduced — known bug lora-b-zero-init" in out
+
+
+def test_export_failures_writes_a_script_per_failed_case(pytester):
+    (pytester.path / "c.yaml").write_text(textwrap.dedent("""
+        id: no-op
+        title: t
+        model: {architecture: bert}
+        steps:
+          - {op: snapshot, model: base, as: before}
+          - {op: get_peft_model, config: {r: 2, target_modules: [query]}}
+          - {op: snapshot, as: after}
+        expect:
+          - {id: changes, check: differ, a: after, b: before}
+        known_bugs:
+          - {id: zero-init, affected: {peft: '>=0'}, fails: {check: changes}}
+    """))
+    pytester.runpytest("-p", "peft_edges", "--peft-edges-cases", "c.yaml", "--peft-edges-export-failures", "repro")
+    script = pytester.path / "repro" / "no-op.py"
+    assert script.is_file()
+    ((code, out),) = run_scripts([script], pytester.path).values()
+    assert code == 1 and "BUG REPRODUCED: known bug zero-init" in out
