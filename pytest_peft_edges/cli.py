@@ -148,6 +148,16 @@ def cmd_table(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_docs(args: argparse.Namespace) -> int:
+    from .docs import render
+
+    if args.output:
+        Path(args.output).write_text(render())
+    else:
+        sys.stdout.write(render())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="peft-edges", description="Known PEFT edge-case bugs: list, check, export, tabulate.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -174,6 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
     table.add_argument("--json", metavar="FILE", help="write the table as JSON here")
     table.add_argument("--readme", metavar="FILE", help="replace the table between the markers in this file")
     table.set_defaults(func=cmd_table)
+    docs = sub.add_parser("docs", help="print the case-format reference (docs/cases.md)")
+    docs.add_argument("-o", "--output", metavar="FILE")
+    docs.set_defaults(func=cmd_docs)
     return parser
 
 

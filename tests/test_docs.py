@@ -1,0 +1,43 @@
+"""docs/cases.md is generated from the registry and kept in sync; every documented example is valid."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import REPO
+from pytest_peft_edges import docs, registry, schema
+from pytest_peft_edges.export import CHECK_NAMES, STEP_EMITTERS
+
+
+def test_docs_page_is_up_to_date():
+    committed = (REPO / "docs" / "cases.md").read_text()
+    assert committed == docs.render(), "docs/cases.md is stale: run `peft-edges docs -o docs/cases.md`"
+
+
+def test_readme_links_the_case_docs():
+    assert "docs/cases.md" in (REPO / "README.md").read_text()
+
+
+@pytest.mark.parametrize("name", sorted(registry.STEPS) + sorted(registry.CHECKS))
+def test_every_operation_has_a_valid_example_and_an_exporter(name):
+    operation = registry.STEPS.get(name) or registry.CHECKS[name]
+    entry = docs.example_fields(operation)
+    assert entry.pop("op" if operation.kind == "step" else "check") == name
+    for key, value in entry.items():
+        assert key in operation.params, f"example field {key!r} is not a field of {name}"
+        assert registry.type_error(value, operation.params[key].annotation) is None, key
+    missing = [p.name for p in operation.params.values() if p.required and p.name not in entry]
+    assert not missing, f"example of {name} lacks required fields {missing}"
+    assert name in STEP_EMITTERS or name in CHECK_NAMES, f"{name} cannot be exported"
+
+
+def test_every_bundled_case_is_valid_and_documented():
+    from pytest_peft_edges.plugin import bundled_cases_dir
+
+    cases = schema.load_cases([bundled_cases_dir()])
+    malformed = [c for c in cases if isinstance(c, schema.MalformedCase)]
+    assert not malformed, [str(c.error) for c in malformed]
+    for case in cases:
+        assert case.title and len(case.description) > 80, f"{case.id} needs a real description"
+        for bug in case.known_bugs:
+            assert bug.summary, f"{case.id}: known bug {bug.id} needs a summary"
