@@ -37,7 +37,8 @@ def _pair_key(pair: tuple[str, str]) -> tuple[Any, ...]:
 
 
 def build_table(reports: list[dict[str, Any]]) -> dict[str, Any]:
-    """``{"columns": [{"peft", "transformers"}], "rows": [{"id", "cells": [verdict|None]}], "bad": n}``."""
+    """``{"columns": [{"peft", "transformers", "torch"}], "rows": [{"id", "cells": [{"verdict", "bug"} | None]}],
+    "bad": n}``."""
     columns = [{"peft": r["versions"].get("peft"), "transformers": r["versions"].get("transformers"),
                 "torch": r["versions"].get("torch")} for r in reports]
     ids = sorted({case["id"] for report in reports for case in report["cases"]})
@@ -45,15 +46,24 @@ def build_table(reports: list[dict[str, Any]]) -> dict[str, Any]:
     for case_id in ids:
         cells = []
         for report in reports:
-            verdict = next((c["verdict"] for c in report["cases"] if c["id"] == case_id), None)
-            cells.append(verdict)
+            entry = next((c for c in report["cases"] if c["id"] == case_id), None)
+            cells.append(None if entry is None else {"verdict": entry["verdict"], "bug": entry.get("bug")})
         rows.append({"id": case_id, "cells": cells})
-    bad = sum(1 for row in rows for cell in row["cells"] if cell in BAD)
+    bad = sum(1 for row in rows for cell in row["cells"] if cell and cell["verdict"] in BAD)
     return {"columns": columns, "rows": rows, "bad": bad}
 
 
-SYMBOL = {"fixed": "fixed", "reproduced": "**BUG**", "regressed": "REGRESSED", "range-wrong": "RANGE-WRONG",
-          "error": "ERROR", "skipped": "n/a", None: "—"}
+SYMBOL = {"fixed": "fixed", "regressed": "REGRESSED", "range-wrong": "RANGE-WRONG", "error": "ERROR",
+          "skipped": "n/a"}
+
+
+def _cell(cell: dict[str, Any] | None) -> str:
+    if cell is None:
+        return "—"
+    if cell["verdict"] == "reproduced":
+        return f"**{cell['bug'] or 'BUG'}**"
+    text = SYMBOL.get(cell["verdict"], cell["verdict"])
+    return f"{text} ({cell['bug']})" if cell.get("bug") and cell["verdict"] in BAD else text
 
 
 def to_markdown(table: dict[str, Any]) -> str:
@@ -61,10 +71,10 @@ def to_markdown(table: dict[str, Any]) -> str:
     header = ["case"] + [f"peft {c['peft']}<br>tf {c['transformers']}" for c in table["columns"]]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in table["rows"]:
-        lines.append("| " + " | ".join([f"`{row['id']}`"] + [SYMBOL.get(c, str(c)) for c in row["cells"]]) + " |")
+        lines.append("| " + " | ".join([f"`{row['id']}`"] + [_cell(c) for c in row["cells"]]) + " |")
     lines.append("")
-    lines.append("**BUG**: the known bug reproduces (strict xfail); fixed: the fixed behaviour holds; n/a: the case "
-                 "needs a newer release; —: not run. Any REGRESSED, RANGE-WRONG or ERROR cell is a defect of the "
+    lines.append("**S1** (a bug id): that known bug reproduces (strict xfail); fixed: the fixed behaviour holds; "
+                 "n/a: the case needs a newer release; —: not run. Any REGRESSED, RANGE-WRONG or ERROR cell is a defect of the "
                  f"catalogue or a new upstream change ({table['bad']} here).")
     return "\n".join(lines)
 

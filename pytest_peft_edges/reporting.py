@@ -19,10 +19,10 @@ _SECTION = pytest.StashKey[str]()
 
 
 def record(item: pytest.Item, *, case_id: str, verdict: str, message: str, upstream: list[str],
-           duration_s: float = 0.0, step: str | None = None) -> None:
+           duration_s: float = 0.0, step: str | None = None, bug: str | None = None) -> None:
     """Attach the verdict of ``item`` as a user property and prepare its report section."""
     entry = {"id": case_id, "upstream": upstream, "verdict": verdict, "duration_s": round(duration_s, 4),
-             "message": message, "step": step}
+             "message": message, "step": step, "bug": bug}
     item.user_properties.append((PROPERTY, entry))
     lines = [
         f"case:      {case_id}",
@@ -65,7 +65,7 @@ def judge_and_act(item: pytest.Item, case: Any, workdir: Path, known_mode: str, 
     verdict = judge(case, outcome, stack)
     step = verdict.failure["at"] if verdict.failure else None
     record(item, case_id=case.id, verdict=verdict.name, message=verdict.message, upstream=upstream,
-           duration_s=outcome.duration_s, step=step)
+           duration_s=outcome.duration_s, step=step, bug=verdict.bug.id if verdict.bug else None)
     if verdict.name == "fixed":
         return
     if export_dir is not None:
