@@ -29,6 +29,7 @@ HEADS: dict[str, dict[str, str]] = {
         "seq_cls": "OPTForSequenceClassification",
         "causal_lm": "OPTForCausalLM",
     },
+    "mlp": {"base": "TinyMLP"},
     "roberta": {
         "base": "RobertaModel",
         "seq_cls": "RobertaForSequenceClassification",
@@ -60,6 +61,7 @@ CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
         dict(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, ffn_dim=37,
              word_embed_proj_dim=32, max_position_embeddings=64, pad_token_id=1, num_labels=2),
     ),
+    "mlp": ("TinyMLP", dict(layers=["lin0", "lin1", "lin2"], hidden=8)),
     "roberta": (
         "RobertaConfig",
         dict(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
@@ -81,3 +83,9 @@ def config_kwargs(architecture: str, head: str = "base", **overrides: Any) -> di
     """
     extra = {"is_decoder": True} if architecture in ("bert", "roberta") and head == "causal_lm" else {}
     return {**CONFIGS[architecture][1], **extra, **overrides}
+
+
+def default_head(architecture: str) -> str:
+    """``seq_cls`` where the architecture has it, else its first head (``base`` for the MLP)."""
+    heads = HEADS[architecture]
+    return "seq_cls" if "seq_cls" in heads else next(iter(heads))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from .context import Context
-from .registry import Ref, StepRef, check
+from .registry import Ref, Refs, StepRef, check
 
 
 def _impl() -> Any:
@@ -57,6 +57,23 @@ def differ(ctx: Context, a: Ref, b: Ref, atol: float = 1e-6) -> None:
           b: base_q
     """
     _impl().check_differ(ctx.get(a), ctx.get(b), atol, (a, b))
+
+
+@check("combination")
+def combination(ctx: Context, terms: Refs, atol: float = 1e-5) -> None:
+    """``sum(coefficient * snapshot)`` over ``terms`` is zero within ``atol``, tensor by tensor.
+
+    Use it for the arithmetic of merges: a weighted adapter's delta against the deltas it combines.
+
+    Example::
+
+        - check: combination
+          terms: {delta_negated: 1.0, delta_other: 1.0}
+          atol: 1e-6
+    """
+    for name in terms:
+        ctx.get(name)
+    _impl().check_combination([(coef, ctx.get(name)) for name, coef in terms.items()], atol, list(terms))
 
 
 @check("same_set")

@@ -13,7 +13,7 @@ import textwrap
 from typing import Any, Callable
 
 from . import __version__, standalone, versions
-from .architectures import config_kwargs, model_classes
+from .architectures import config_kwargs, default_head, model_classes
 from .engine import bug_record
 from .schema import Case
 
@@ -75,7 +75,8 @@ def _opt(fields: dict[str, Any], *keys: str) -> str:
 
 
 def _emit_build_model(f: dict[str, Any], n: Names) -> list[str]:
-    architecture, head = f.get("architecture", "bert"), f.get("head", "seq_cls")
+    architecture = f.get("architecture", "bert")
+    head = f.get("head") or default_head(architecture)
     config_class, model_class = model_classes(architecture, head)
     config = config_kwargs(architecture, head, **(f.get("config") or {}))
     return [f"{n.var(f.get('as', 'base'))} = build_model({config_class!r}, {model_class!r}, {f.get('seed', 0)!r}, {config!r})"]
@@ -156,6 +157,8 @@ def _emit_snapshot(f: dict[str, Any], n: Names) -> list[str]:
     model, kind = n.ref(f.get("model", "peft")), f.get("kind", "output")
     if kind == "output":
         call = f"output({model}, seed={f.get('seed', 0)!r})"
+    elif kind == "delta":
+        call = f"deltas({model}, {f.get('pattern', '.*')!r}, adapter={f.get('adapter', 'default')!r})"
     else:
         function = {"tensors": "tensors", "trainable": "trainable", "keys": "state_keys"}[kind]
         call = f"{function}({model}, {f.get('pattern', '.*')!r}{', ' + repr(f['rename']) if f.get('rename') else ''})"
@@ -213,12 +216,16 @@ def _check_call(name: str, f: dict[str, Any], n: Names) -> str:
     if name in ("warns", "no_warns"):
         return (f"check_{name}(recorder.records({f['step']!r}), {f.get('match', '.*')!r}, "
                 f"category={f.get('category', 'Warning')!r}, step={f['step']!r})")
+    if name == "combination":
+        terms = ", ".join(f"({coef!r}, {n.ref(ref)})" for ref, coef in f["terms"].items())
+        return f"check_combination([{terms}], atol={f.get('atol', 1e-5)!r}, names={list(f['terms'])!r})"
     if name == "value":
         return f"check_value({n.ref(f['of'])}, {f['equals']!r}, {f['of']!r})"
     raise KeyError(name)
 
 
-CHECK_NAMES = ("allclose", "equal", "differ", "same_set", "keys", "modules", "adapters", "warns", "no_warns", "value")
+CHECK_NAMES = ("allclose", "equal", "differ", "same_set", "keys", "modules", "adapters", "warns", "no_warns", "value",
+               "combination")
 
 
 def _comment(text: str, prefix: str = "# ") -> list[str]:

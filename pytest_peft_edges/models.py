@@ -13,14 +13,14 @@ import torch
 import transformers
 
 from . import standalone
-from .architectures import CONFIGS, HEADS, config_kwargs, model_classes
+from .architectures import CONFIGS, HEADS, config_kwargs, default_head, model_classes
 
 @dataclasses.dataclass(frozen=True)
 class ModelSpec:
     """What to build: architecture, head, seed and config overrides."""
 
     architecture: str = "bert"
-    head: str = "seq_cls"
+    head: str | None = "seq_cls"
     seed: int = 0
     overrides: tuple[tuple[str, Any], ...] = ()
 
@@ -42,12 +42,14 @@ def build_config(architecture: str, **overrides: Any) -> transformers.Pretrained
 
 
 def build_model(
-    architecture: str = "bert", head: str = "seq_cls", seed: int = 0, **overrides: Any
+    architecture: str = "bert", head: str | None = None, seed: int = 0, **overrides: Any
 ) -> torch.nn.Module:
     """A fresh tiny model in eval mode; the same arguments give bit-identical weights.
 
-    The global torch RNG is left as it was.
+    ``head`` defaults to ``seq_cls`` (``base`` for ``mlp``). The global torch RNG is left as it was.
     """
+    if architecture in HEADS and head is None:
+        head = default_head(architecture)
     spec = ModelSpec(architecture, head, seed, tuple(sorted(overrides.items())))
     config_class, model_class = model_classes(spec.architecture, spec.head)
     return standalone.build_model(config_class, model_class, spec.seed, config_kwargs(architecture, head, **overrides))

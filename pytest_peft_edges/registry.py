@@ -17,6 +17,8 @@ from typing import Annotated, Any, Callable
 Ref = Annotated[str, "ref"]
 #: A field naming the object this step makes, for later steps and checks.
 Out = Annotated[str, "out"]
+#: A mapping whose keys name objects earlier steps made.
+Refs = Annotated[dict[str, float], "refs"]
 #: A field naming an earlier step by its id (for the warnings it captured).
 StepRef = Annotated[str, "step"]
 

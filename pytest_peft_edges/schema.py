@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from . import registry, versions
-from .architectures import HEADS
+from .architectures import HEADS, default_head
 from .yaml_lines import LineDict, LineList, load_documents
 
 NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
@@ -259,7 +259,7 @@ class _Reader:
         if architecture not in HEADS:
             raise self.fail(value.line_of("architecture"), "model.architecture",
                             f"unknown architecture {architecture!r}{_close(architecture, HEADS)}; choose one of {', '.join(HEADS)}")
-        head = self.typed(value, "head", "model", str, "seq_cls")
+        head = self.typed(value, "head", "model", str, default_head(architecture))
         if head not in HEADS[architecture]:
             raise self.fail(value.line_of("head"), "model.head",
                             f"{architecture} has no head {head!r}; choose one of {', '.join(HEADS[architecture])}")
@@ -343,6 +343,10 @@ class _Reader:
                                 f"{value!r} is not made by an earlier step{_close(value, names)}; known: {', '.join(sorted(names)) or 'none'}")
             if param.role == "out" and not NAME_PATTERN.match(str(value)):
                 raise self.fail(line, _join(field, key), f"{value!r} is not a plain name (letters, digits, '_' and '-')")
+            if param.role == "refs" and isinstance(value, dict):
+                unknown = [name for name in value if str(name).split(".", 1)[0] not in names]
+                if unknown:
+                    raise self.fail(line, _join(field, key), f"{unknown[0]!r} is not made by an earlier step")
             if param.role == "step" and value not in step_ids:
                 raise self.fail(line, _join(field, key), f"no step has id {value!r}{_close(str(value), step_ids)}")
             fields[key] = value

@@ -65,22 +65,66 @@ def capture_warnings(sink, loggers=("peft", "transformers")):
 
 
 def build_model(config_class, model_class, seed, config):
-    """A tiny transformers model from config with a fixed seed, in eval mode; the global RNG is untouched."""
-    import torch
-    import transformers
+    """A tiny transformers model from config with a fixed seed, in eval mode; the global RNG is untouched.
 
-    model_config = getattr(transformers, config_class)(**config)
+    ``model_class="TinyMLP"`` builds :func:`tiny_mlp` instead (modules with names a case chooses).
+    """
+    import torch
+
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
+        if model_class == "TinyMLP":
+            return tiny_mlp(**config).eval()
+        import transformers
+
+        model_config = getattr(transformers, config_class)(**config)
         model = getattr(transformers, model_class)(model_config)
     return model.eval()
 
 
+def tiny_mlp(layers=("lin0", "lin1", "lin2"), hidden=8):
+    """A plain torch model of Linear layers at the dotted paths ``layers``, applied in order.
+
+    It lets a case name modules freely (``lin1`` and ``lin10``, ``pair_weighted_avg.0``), as PEFT's own
+    tests do with their MLP. Its input is ``{"x": (batch, hidden) floats}``.
+    """
+    import torch
+
+    class TinyMLP(torch.nn.Module):
+        is_tiny_mlp = True
+
+        def __init__(self):
+            super().__init__()
+            self.layer_paths = list(layers)
+            self.hidden = hidden
+            for path in self.layer_paths:
+                parent = self
+                *heads, leaf = path.split(".")
+                for head in heads:
+                    if not hasattr(parent, head):
+                        parent.add_module(head, torch.nn.Module())
+                    parent = getattr(parent, head)
+                parent.add_module(leaf, torch.nn.Linear(hidden, hidden))
+
+        def forward(self, x):
+            for path in self.layer_paths:
+                x = torch.relu(self.get_submodule(path)(x))
+            return x
+
+    return TinyMLP()
+
+
 def make_inputs(model, batch=2, seq_len=8, seed=0):
-    """Deterministic input_ids (no pad token: ids from 2 up) and an all-ones attention_mask."""
+    """Deterministic input_ids (no pad token: ids from 2 up) and an all-ones attention_mask.
+
+    A TinyMLP (also wrapped in a PeftModel) gets ``{"x": seeded floats}``.
+    """
     import torch
 
     generator = torch.Generator().manual_seed(seed)
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    if getattr(base, "is_tiny_mlp", False):
+        return {"x": torch.randn(batch, base.hidden, generator=generator)}
     input_ids = torch.randint(2, model.config.vocab_size, (batch, seq_len), generator=generator)
     return {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids)}
 
@@ -119,14 +163,34 @@ def output(model, seed=0):
     model.eval()
     with torch.no_grad():
         out = model(**make_inputs(model, seed=seed))
-    value = out.logits if getattr(out, "logits", None) is not None else out.last_hidden_state
-    return value.detach().clone()
+    return _main_output(out).detach().clone()
+
+
+def _main_output(out):
+    """The logits, the last hidden state, or the tensor a plain model returns."""
+    import torch
+
+    if isinstance(out, torch.Tensor):
+        return out
+    return out.logits if getattr(out, "logits", None) is not None else out.last_hidden_state
 
 
 def tensors(model, pattern=".*", rename=None):
     """The state_dict entries whose keys match ``pattern`` (keys renamed by ``rename``), cloned."""
     state = model.state_dict()
     return {_renamed(key, rename): state[key].detach().clone() for key in _matching(sorted(state), pattern)}
+
+
+def deltas(model, pattern=".*", adapter="default"):
+    """``{module path: get_delta_weight(adapter)}`` of the LoRA layers whose path matches ``pattern``."""
+    regex = re.compile(pattern)
+    found = {}
+    for name, module in model.named_modules():
+        if regex.search(name) and hasattr(module, "get_delta_weight") and adapter in getattr(module, "lora_A", {}):
+            found[name] = module.get_delta_weight(adapter).detach().clone()
+    if not found:
+        raise CaseError(f"no LoRA layer matching {pattern!r} holds adapter {adapter!r}")
+    return found
 
 
 def trainable(model, pattern=".*", rename=None):
@@ -196,9 +260,7 @@ def optimizer_step(model, lr=1e-3, seed=0):
     if not parameters:
         raise CaseError("optimizer_step: the model has no trainable parameter")
     optimizer = torch.optim.AdamW(parameters, lr=lr)
-    out = model(**make_inputs(model, seed=seed))
-    logits = out.logits if getattr(out, "logits", None) is not None else out.last_hidden_state
-    logits.float().pow(2).mean().backward()
+    _main_output(model(**make_inputs(model, seed=seed))).float().pow(2).mean().backward()
     optimizer.step()
     optimizer.zero_grad()
     return optimizer
@@ -280,6 +342,27 @@ def check_differ(a, b, atol=1e-6, names=("a", "b")):
     """``a`` and ``b`` differ somewhere by more than ``atol``."""
     if all(_max_diff(x, y) <= atol for _key, x, y in _pairs(a, b, names)):
         raise CheckFailed(f"{names[0]} equals {names[1]} within {atol:g}: the adapter had no effect")
+
+
+def check_combination(terms, atol=1e-5, names=()):
+    """``sum(coefficient * snapshot)`` over ``terms`` is zero within ``atol`` (tensor by tensor).
+
+    ``terms`` is a list of ``(coefficient, tensors)``, e.g. merged - base + (other - base) == 0.
+    """
+    import torch
+
+    parts = [(float(coef), _as_tensors(value, name)) for (coef, value), name in zip(terms, names or [""] * len(terms))]
+    keys = set(parts[0][1])
+    if any(set(tensors) != keys for _coef, tensors in parts):
+        raise CheckFailed(f"the snapshots {list(names)} hold different tensors")
+    for key in sorted(keys):
+        total = sum(coef * tensors[key].float() for coef, tensors in parts)
+        scale = max(float(tensors[key].float().abs().max()) for _coef, tensors in parts)
+        worst = float(total.abs().max())
+        if not torch.isfinite(total).all() or worst > atol:
+            formula = " + ".join(f"{coef:g}*{name}" for (coef, _t), name in zip(parts, names))
+            raise CheckFailed(f"{formula} != 0 at {key or 'tensor'}: max |sum| {worst:.3g} > atol {atol:g} "
+                              f"(largest term {scale:.3g})")
 
 
 def check_same_set(a, b, names=("a", "b")):

@@ -28,9 +28,12 @@ def _peft_config(config: dict[str, Any] | None, config_type: str) -> Any:
 
 
 @step("build_model")
-def build_model(ctx: Context, as_: Out = "base", architecture: str = "bert", head: str = "seq_cls",
+def build_model(ctx: Context, as_: Out = "base", architecture: str = "bert", head: str | None = None,
                 seed: int = 0, config: dict[str, Any] | None = None) -> None:
     """Build a tiny model from config with a fixed seed (the case's ``model`` runs this as ``base``).
+
+    ``head`` defaults to ``seq_cls`` (``base`` for the ``mlp`` architecture, whose ``config`` takes
+    ``layers``: the dotted module paths, and ``hidden``).
 
     Example::
 
@@ -311,14 +314,16 @@ def unmerge_adapter(ctx: Context, model: Ref = "peft") -> None:
 
 @step("snapshot")
 def snapshot(ctx: Context, as_: Out, model: Ref = "peft",
-             kind: Literal["output", "tensors", "trainable", "keys"] = "output", pattern: str = ".*",
-             rename: dict[str, str] | None = None, seed: int = 0) -> None:
+             kind: Literal["output", "tensors", "trainable", "keys", "delta"] = "output", pattern: str = ".*",
+             rename: dict[str, str] | None = None, seed: int = 0, adapter: str = "default") -> None:
     """Record something of a model under ``as`` for later checks.
 
     ``output``: the logits (or last hidden state) on the deterministic inputs of ``seed``;
     ``tensors``: state_dict entries matching ``pattern``; ``trainable``: names of trainable parameters;
-    ``keys``: state_dict keys matching ``pattern``. ``rename`` maps regex -> replacement on names, so
-    tensors of two adapters with different names can be compared.
+    ``keys``: state_dict keys matching ``pattern``; ``delta``: ``get_delta_weight(adapter)`` of the LoRA
+    layers whose module path matches ``pattern`` (the weight change the adapter makes, scaling
+    included). ``rename`` maps regex -> replacement on names, so tensors of two adapters with
+    different names can be compared.
 
     Example::
 
@@ -338,6 +343,8 @@ def snapshot(ctx: Context, as_: Out, model: Ref = "peft",
         ctx.put(as_, standalone.tensors(target, pattern, rename))
     elif kind == "trainable":
         ctx.put(as_, standalone.trainable(target, pattern, rename))
+    elif kind == "delta":
+        ctx.put(as_, standalone.deltas(target, pattern, adapter))
     else:
         ctx.put(as_, standalone.state_keys(target, pattern, rename))
 

@@ -19,9 +19,9 @@ def test_every_architecture_builds_and_runs(tiny_model, tiny_inputs, architectur
     for (name, left), (_, right) in zip(model.state_dict().items(), again.state_dict().items()):
         assert torch.equal(left, right), name
     assert not model.training
-    with torch.no_grad():
-        out = model(**tiny_inputs(model))
-    assert out[0].shape[0] == 2
+    from pytest_peft_edges.standalone import output
+
+    assert output(model).shape[0] == 2
 
 
 def test_seed_changes_weights_and_leaves_global_rng(tiny_model):
@@ -47,6 +47,12 @@ def test_overrides_and_bad_names(tiny_model):
         tiny_model("bart")
     with pytest.raises(ValueError, match="opt has no head 'token_cls'|architecture 'opt' has no head 'token_cls'"):
         tiny_model("opt", "token_cls")
+
+
+def test_mlp_names_modules_freely(tiny_model):
+    model = tiny_model("mlp", layers=["lin1", "lin10", "pair_weighted_avg.0"], hidden=4)
+    assert [n for n, _ in model.named_modules()] == ["", "lin1", "lin10", "pair_weighted_avg", "pair_weighted_avg.0"]
+    assert tiny_model("mlp", layers=["lin1"], hidden=4).lin1.weight.shape == (4, 4)
 
 
 def test_inputs_are_deterministic(tiny_bert):
