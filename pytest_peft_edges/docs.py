@@ -65,6 +65,7 @@ known_bugs:
 | `upstream` | no | `{{issues: [..], prs: [..]}}` huggingface/peft numbers |
 | `tags` | no | list of strings |
 | `requires` | no | version ranges the case needs (e.g. an API that appeared later); outside them: `skipped` |
+| `hash_seeds` | no | run the case once per PYTHONHASHSEED in a subprocess (set-order bugs); the first failing seed counts |
 | `model` | no | `{{architecture, head, seed, config}}`; built before the steps and named `base` |
 | `steps` | yes | ordered steps; the first failing step stops the case |
 | `expect` | no | checks, all run after the steps (only when every step succeeded) |

@@ -51,9 +51,15 @@ class Verdict:
         return self.name == "fixed"
 
 
-def run_case(case: Case, workdir: Path, stack: dict[str, str | None] | None = None) -> Outcome:
-    """Run ``case`` in ``workdir``: steps in order (stop at the first failure), then every check."""
+def run_case(case: Case, workdir: Path, stack: dict[str, str | None] | None = None, in_child: bool = False) -> Outcome:
+    """Run ``case`` in ``workdir``: steps in order (stop at the first failure), then every check.
+
+    A case with ``hash_seeds`` runs once per seed in a subprocess with that PYTHONHASHSEED (set
+    iteration order depends on it); the failures of the first failing seed are its outcome.
+    """
     stack = versions.stack() if stack is None else stack
+    if case.hash_seeds and not in_child:
+        return _run_per_hash_seed(case, workdir)
     recorder = standalone.Recorder()
     ctx = Context(workdir, recorder)
     ran: list[str] = []
@@ -80,6 +86,39 @@ def run_case(case: Case, workdir: Path, stack: dict[str, str | None] | None = No
             ran.append(check_spec.id)
             recorder.check(check_spec.id, lambda spec=check_spec: CHECKS[spec.check].call(ctx, spec.fields))
     return Outcome(tuple(recorder.failures), tuple(ran), time.perf_counter() - start)
+
+
+def _run_per_hash_seed(case: Case, workdir: Path) -> Outcome:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from .child import MARKER
+
+    start = time.perf_counter()
+    procs = []
+    for seed in case.hash_seeds:  # all seeds at once: each subprocess mostly waits on its imports
+        seed_dir = workdir / f"hash-seed-{seed}"
+        seed_dir.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "PYTHONHASHSEED": str(seed)}
+        procs.append((seed, subprocess.Popen([sys.executable, "-m", "pytest_peft_edges.child", case.path, case.id,
+                                              str(seed_dir)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                             text=True, env=env)))
+    results = [(seed, proc, *proc.communicate()) for seed, proc in procs]
+    for seed, proc, stdout, stderr in results:
+        lines = [line for line in stdout.splitlines() if line.startswith(MARKER)]
+        if proc.returncode != 0 or not lines:
+            tail = (stderr or stdout).strip().splitlines()[-1:] or ["no output"]
+            failure = {"at": "model", "kind": "case", "types": ["CaseError"],
+                       "message": f"the PYTHONHASHSEED={seed} subprocess failed: {tail[0]}"}
+            return Outcome((failure,), (), time.perf_counter() - start)
+        failures = json.loads(lines[-1][len(MARKER):])
+        if failures:
+            for failure in failures:
+                failure["message"] = f"[PYTHONHASHSEED={seed}] {failure['message']}"
+            return Outcome(tuple(failures), (f"hash-seed-{seed}",), time.perf_counter() - start)
+    return Outcome((), tuple(f"hash-seed-{seed}" for seed in case.hash_seeds), time.perf_counter() - start)
 
 
 def bug_record(bug: KnownBug) -> dict[str, Any]:

@@ -19,7 +19,8 @@ from .yaml_lines import LineDict, LineList, load_documents
 NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
 FIELD_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,79}$")
-CASE_KEYS = {"id", "title", "description", "upstream", "tags", "requires", "model", "steps", "expect", "known_bugs"}
+CASE_KEYS = {"id", "title", "description", "upstream", "tags", "requires", "hash_seeds", "model", "steps", "expect",
+             "known_bugs"}
 MODEL_KEYS = {"architecture", "head", "seed", "config"}
 STEP_META = {"op", "id", "when", "raises"}
 CHECK_META = {"check", "id", "when"}
@@ -132,6 +133,7 @@ class Case:
     upstream: Upstream
     tags: tuple[str, ...]
     requires: dict[str, str]
+    hash_seeds: tuple[int, ...]
     model: ModelSpec | None
     steps: tuple[StepSpec, ...]
     expect: tuple[CheckSpec, ...]
@@ -248,7 +250,10 @@ class _Reader:
         expect = self.checks(doc, names, {step.id for step in steps})
         bugs = self.known_bugs(doc, {s.id for s in steps}, {c.id for c in expect})
         requires = self.ranges(doc, "requires", "")
-        return Case(case_id, title, description, self.upstream(doc, "upstream", ""), tags, requires, model,
+        hash_seeds = tuple(self.typed(doc, "hash_seeds", "", list[int], []))
+        if any(not 0 <= seed <= 4294967295 for seed in hash_seeds) or len(hash_seeds) > 8:
+            raise self.fail(doc.line_of("hash_seeds"), "hash_seeds", "at most 8 seeds, each 0..4294967295")
+        return Case(case_id, title, description, self.upstream(doc, "upstream", ""), tags, requires, hash_seeds, model,
                     steps, expect, bugs, self.path, doc.line)
 
     def model(self, doc: LineDict) -> ModelSpec | None:
