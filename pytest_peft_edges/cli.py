@@ -65,12 +65,13 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def run_one(case: Any) -> str:
     """Run ``case`` on the installed versions (in a temporary directory) and return its verdict."""
-    from .engine import judge, run_case
+    from .engine import judge, not_applicable, run_case
     from .offline import enforce_offline
 
     enforce_offline()
-    if not case.applies():
-        return "skipped (not applicable)"
+    reason = not_applicable(case)
+    if reason is not None:
+        return f"skipped — not applicable: {reason}"
     with tempfile.TemporaryDirectory(prefix="peft-edges-") as workdir:
         verdict = judge(case, run_case(case, Path(workdir)))
     return verdict.name if verdict.name == "fixed" else f"{verdict.name} — {verdict.message}"

@@ -121,6 +121,35 @@ def _run_per_hash_seed(case: Case, workdir: Path) -> Outcome:
     return Outcome((), tuple(f"hash-seed-{seed}" for seed in case.hash_seeds), time.perf_counter() - start)
 
 
+_IMPORT_ERROR: list[str | None] = []
+
+
+def peft_import_error() -> str | None:
+    """Why ``import peft`` fails on this stack (a known bug of some pairs), or None; checked once."""
+    if not _IMPORT_ERROR:
+        try:
+            import torch.distributed.tensor  # noqa: F401  (old transformers + new peft need it first)
+            import peft  # noqa: F401
+        except ImportError as exc:
+            _IMPORT_ERROR.append(f"{type(exc).__name__}: {exc}")
+        else:
+            _IMPORT_ERROR.append(None)
+    return _IMPORT_ERROR[0]
+
+
+def not_applicable(case: Case, stack: dict[str, str | None] | None = None) -> str | None:
+    """Why ``case`` cannot run on this stack (``requires`` unmet, or peft not importable), or None."""
+    stack = versions.stack() if stack is None else stack
+    if not case.applies(stack):
+        wanted = ", ".join(f"{pkg} {spec}" for pkg, spec in case.requires.items())
+        return f"needs {wanted}, installed {versions.describe(stack)}"
+    if not (case.steps and case.steps[0].op == "import_peft"):
+        error = peft_import_error()
+        if error is not None:
+            return f"peft cannot be imported here ({error})"
+    return None
+
+
 def bug_record(bug: KnownBug) -> dict[str, Any]:
     """A known bug as the plain dict the shared judgement (and exported scripts) use."""
     return {"id": bug.id, "label": bug.upstream.label(), "affected": dict(bug.affected), "range": bug.range_label(),

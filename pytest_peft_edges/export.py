@@ -181,7 +181,40 @@ def _emit_read_adapter_file(f: dict[str, Any], n: Names) -> list[str]:
     return [f"{n.var(f['as'])} = read_adapter_file({n.ref(f['dir'])})"]
 
 
+def _emit_import_peft(f: dict[str, Any], n: Names) -> list[str]:
+    return ["import peft  # noqa: F811  (fails on some peft/transformers pairs)"]
+
+
+def _emit_transformers_adapter_api(f: dict[str, Any], n: Names) -> list[str]:
+    method = f["method"]
+    args = []
+    if method == "add_adapter":
+        args.append(_peft_config(f))
+        if f.get("adapter_name") is not None:
+            args.append(f"adapter_name={f['adapter_name']!r}")
+    elif f.get("adapter_name") is not None:
+        args.append(repr(f["adapter_name"]))
+    return [f"{n.var(f.get('as', 'result'))} = {n.ref(f.get('model', 'base'))}.{method}({', '.join(args)})"]
+
+
+def _emit_transformers_load_adapter(f: dict[str, Any], n: Names) -> list[str]:
+    name = f", adapter_name={f['adapter_name']!r}" if f.get("adapter_name") is not None else ""
+    model = n.ref(f.get("model", "base"))
+    return [f"{model}.load_adapter(str({n.ref(f['dir'])}){name})  # transformers' own PEFT integration",
+            f"{model}.eval()"]
+
+
+def _emit_auto_from_pretrained(f: dict[str, Any], n: Names) -> list[str]:
+    auto_class = f.get("auto_class", "AutoModelForSequenceClassification")
+    if not auto_class.isidentifier():
+        raise ValueError(f"auto_class {auto_class!r} is not a class name")
+    library = "peft" if auto_class.startswith("AutoPeftModel") else "transformers"
+    return [f"{n.var(f.get('as', 'loaded'))} = {library}.{auto_class}.from_pretrained(str({n.ref(f['dir'])})).eval()"]
+
+
 STEP_EMITTERS: dict[str, Emitter] = {
+    "import_peft": _emit_import_peft, "transformers_adapter_api": _emit_transformers_adapter_api,
+    "transformers_load_adapter": _emit_transformers_load_adapter, "auto_from_pretrained": _emit_auto_from_pretrained,
     "build_model": _emit_build_model, "save_base": _emit_save_base, "load_base": _emit_load_base,
     "get_peft_model": _emit_get_peft_model, "add_adapter": _emit_add_adapter, "perturb": _emit_perturb,
     "save_pretrained": _emit_save_pretrained, "dump_state_dict": _emit_dump_state_dict,
@@ -291,12 +324,18 @@ def render_script(case: Case) -> str:
         "import torch.distributed.tensor  # noqa: F401  (old transformers + new peft need it imported first)",
         "import transformers",
         "",
-        "import peft",
+        "try:",
+        "    import peft",
+        "except ImportError as exc:  # some peft/transformers pairs cannot import peft at all",
+        "    PEFT_IMPORT_ERROR = exc",
+        "else:",
+        "    PEFT_IMPORT_ERROR = None",
         "",
         "",
         f"CASE_ID = {case.id!r}",
         f"TITLE = {case.title!r}",
         f"REQUIRES = {dict(case.requires)!r}",
+        f"CASE_IMPORTS_PEFT = {bool(case.steps and case.steps[0].op == 'import_peft')!r}",
         f"HASH_SEEDS = {list(case.hash_seeds)!r}  # set order depends on PYTHONHASHSEED: run once per seed",
         f"KNOWN_BUGS = {[bug_record(bug) for bug in case.known_bugs]!r}",
         "",
@@ -340,7 +379,8 @@ def render_script(case: Case) -> str:
         '    """Print the adapter status of every PeftModel made so far, where peft offers it."""',
         "    seen = set()",
         "    for name, value in namespace.items():",
-        '        if isinstance(value, peft.PeftModel) and id(value) not in seen and hasattr(value, "get_model_status"):',
+        '        if PEFT_IMPORT_ERROR is None and isinstance(value, peft.PeftModel) and id(value) not in seen \\',
+        '                and hasattr(value, "get_model_status"):',
         "            seen.add(id(value))",
         "            try:",
         '                print(f"adapter status of {name}: {value.get_model_status()}")',
@@ -360,6 +400,9 @@ def render_script(case: Case) -> str:
         "def main():",
         "    if not version_in(REQUIRES):",
         '        print(f"NOT APPLICABLE: {CASE_ID} needs {REQUIRES}; installed {installed_versions()}")',
+        "        return 0",
+        "    if PEFT_IMPORT_ERROR is not None and not CASE_IMPORTS_PEFT:",
+        '        print(f"NOT APPLICABLE: peft cannot be imported here ({PEFT_IMPORT_ERROR})")',
         "        return 0",
         "    recorder = Recorder()",
         '    if HASH_SEEDS and "PEFT_EDGES_HASH_SEED" not in os.environ:',

@@ -47,14 +47,14 @@ def add_section(item: pytest.Item, report: pytest.TestReport) -> None:
 
 def judge_and_act(item: pytest.Item, case: Any, workdir: Path, known_mode: str, export_dir: Path | None = None) -> None:
     """Run ``case`` and map the verdict to a pytest outcome (``known_mode``: xfail | fail | skip)."""
-    from .engine import judge, run_case
+    from .engine import judge, not_applicable, run_case
 
     stack = versions.stack()
     upstream = case.upstream.links()
     in_range = case.bugs_in_range(stack)
-    if not case.applies(stack):
-        wanted = ", ".join(f"{pkg} {spec}" for pkg, spec in case.requires.items())
-        message = f"not applicable: needs {wanted}, installed {versions.describe(stack)}"
+    reason = not_applicable(case, stack)
+    if reason is not None:
+        message = f"not applicable: {reason}"
         record(item, case_id=case.id, verdict="skipped", message=message, upstream=upstream)
         pytest.skip(message)
     if known_mode == "skip" and in_range:

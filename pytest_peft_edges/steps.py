@@ -398,3 +398,92 @@ def read_adapter_file(ctx: Context, dir: Ref, as_: Out) -> None:
     from .standalone import read_adapter_file as read
 
     ctx.put(as_, read(ctx.get(dir)))
+
+
+# The transformers side of the boundary ------------------------------------------------------------
+
+@step("import_peft")
+def import_peft(ctx: Context) -> None:
+    """``import peft``: on some (peft, transformers) pairs the import itself fails.
+
+    While peft cannot be imported, every case that does not start with this step is skipped as not
+    applicable.
+
+    Example::
+
+        - op: import_peft
+    """
+    _peft()
+
+
+TRANSFORMERS_ADAPTER_METHODS = ("add_adapter", "set_adapter", "active_adapters", "enable_adapters",
+                                "disable_adapters", "get_adapter_state_dict", "delete_adapter")
+
+
+@step("transformers_adapter_api")
+def transformers_adapter_api(ctx: Context, method: Literal["add_adapter", "set_adapter", "active_adapters",
+                                                           "enable_adapters", "disable_adapters",
+                                                           "get_adapter_state_dict", "delete_adapter"],
+                             model: Ref = "base", as_: Out = "result", adapter_name: str | None = None,
+                             config: dict[str, Any] | None = None, config_type: str = "LoraConfig") -> None:
+    """Call transformers' own PEFT integration on a plain transformers model (``model.<method>(...)``).
+
+    ``add_adapter`` takes ``config`` (a peft config) and ``adapter_name``; the others take
+    ``adapter_name`` where they accept one. The return value is stored under ``as``.
+
+    Example::
+
+        - op: transformers_adapter_api
+          method: add_adapter
+          adapter_name: default
+          config: {r: 4, target_modules: [query, value]}
+    """
+    target = ctx.get(model)
+    if method == "add_adapter":
+        kwargs = {"adapter_name": adapter_name} if adapter_name is not None else {}
+        result = target.add_adapter(_peft_config(config, config_type), **kwargs)
+    elif adapter_name is not None:
+        result = getattr(target, method)(adapter_name)
+    else:
+        result = getattr(target, method)()
+    ctx.put(as_, result)
+
+
+@step("transformers_load_adapter")
+def transformers_load_adapter(ctx: Context, dir: Ref, model: Ref = "base", adapter_name: str | None = None) -> None:
+    """transformers' ``model.load_adapter(dir, adapter_name=...)`` on a plain transformers model.
+
+    Example::
+
+        - op: transformers_load_adapter
+          model: fresh
+          dir: adapter
+    """
+    kwargs = {"adapter_name": adapter_name} if adapter_name is not None else {}
+    ctx.get(model).load_adapter(str(ctx.get(dir)), **kwargs)
+    ctx.get(model).eval()
+
+
+@step("auto_from_pretrained")
+def auto_from_pretrained(ctx: Context, dir: Ref, auto_class: str = "AutoModelForSequenceClassification",
+                         as_: Out = "loaded") -> None:
+    """``<auto_class>.from_pretrained(adapter_dir)``: transformers' Auto classes or peft's AutoPeftModel*.
+
+    The adapter's config must name a base model on disk (build it with ``save_base`` + ``load_base``).
+
+    Example::
+
+        - op: auto_from_pretrained
+          dir: adapter
+          auto_class: AutoPeftModelForSequenceClassification
+    """
+    if not auto_class.isidentifier() or not auto_class.startswith("Auto"):
+        raise CaseError(f"auto_class must name an Auto* class, not {auto_class!r}")
+    if auto_class.startswith("AutoPeftModel"):
+        library = _peft()
+    else:
+        import transformers as library
+    cls = getattr(library, auto_class, None)
+    if cls is None:
+        raise CaseError(f"{library.__name__} has no {auto_class}")
+    ctx.put(as_, cls.from_pretrained(str(ctx.get(dir))).eval())
