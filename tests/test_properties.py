@@ -133,6 +133,17 @@ def test_save_load_round_trip_is_exact(workdir):
         _round_trip(workdir)
 
 
+@given(name=st.sampled_from(["self_attn", "layers", "model", "q_proj", "mlp"]))
+def _round_trip_segment_names(workdir, name):
+    _round_trip.hypothesis.inner_test(workdir, None, "llama", name)
+
+
+def test_round_trip_with_module_path_segment_names(workdir):
+    """Adapter names equal to a segment of the module paths (#2772), apart from the prefix bug S2."""
+    with catalogued(**{"C-adapter-name": (AssertionError, "round trip")}):
+        _round_trip_segment_names(workdir)
+
+
 @given(name=pst.invalid_adapter_names())
 def test_invalid_adapter_names_are_rejected(name):
     with pytest.raises(Exception):  # noqa: B017 - PEFT raises KeyError or ValueError depending on release
