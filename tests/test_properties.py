@@ -160,6 +160,17 @@ def test_merged_equals_unmerged_and_unload_restores_base(architecture, data):
     from pytest_peft_edges.standalone import output, perturb
 
     config = data.draw(pst.lora_configs(architecture))
+    arch, head = ARCHS[architecture]
+    note(case_yaml(f"merge-unmerge-unload-{arch}", {"architecture": arch, "head": head},
+                   [{"op": "snapshot", "model": "base", "as": "out_base"},
+                    {"op": "get_peft_model", "config": {**config, "lora_dropout": 0.0}},
+                    {"op": "perturb", "pattern": "lora_B", "seed": 1, "scale": 0.2},
+                    {"op": "snapshot", "as": "unmerged"}, {"op": "merge_adapter"}, {"op": "snapshot", "as": "merged"},
+                    {"op": "unmerge_adapter"}, {"op": "snapshot", "as": "restored"},
+                    {"op": "unload", "as": "plain"}, {"op": "snapshot", "model": "plain", "as": "out_plain"}],
+                   [{"check": "allclose", "a": "merged", "b": "unmerged", "atol": 1e-4},
+                    {"check": "allclose", "a": "restored", "b": "unmerged", "atol": 1e-4},
+                    {"check": "allclose", "a": "out_plain", "b": "out_base"}]))
     base_out = output(build_model(*ARCHS[architecture]))
     model = _peft_model(architecture, {**config, "lora_dropout": 0.0}, "default")
     perturb(model, "lora_B", seed=1, scale=0.2)
@@ -195,9 +206,17 @@ def _weighted_merge(spec):
         perturb(model, rf"lora_B\.{name}\.", seed=i + 1)
     pattern = r"layers\.0\.self_attn\.q_proj$"
     expected = sum(w * next(iter(deltas(model, pattern, n).values())) for n, w in zip(names, spec["weights"]))
-    note(f"add_weighted_adapter({names}, {spec['weights']}, combination_type={spec['combination_type']!r}) "
-         "- as a case: see cases/weighted-adapter-arithmetic.yaml, with these adapters and weights")
     extra = {"svd_rank": 4 * len(names)} if spec["combination_type"] == "svd" else {}  # no truncation error
+    steps = [{"op": "get_peft_model", "adapter_name": names[0], "config": config}]
+    steps += [{"op": "add_adapter", "adapter_name": n, "config": config} for n in names[1:]]
+    steps += [{"op": "perturb", "pattern": rf"lora_B\.{n}\.", "seed": i + 1} for i, n in enumerate(names)]
+    steps += [{"op": "snapshot", "kind": "delta", "pattern": pattern, "adapter": n, "as": f"delta_{n}"} for n in names]
+    steps += [{"op": "add_weighted_adapter", "adapters": names, "weights": spec["weights"], "adapter_name": "combined",
+               "combination_type": spec["combination_type"], **extra},
+              {"op": "snapshot", "kind": "delta", "pattern": pattern, "adapter": "combined", "as": "delta_combined"}]
+    terms = {"delta_combined": 1.0, **{f"delta_{n}": -w for n, w in zip(names, spec["weights"])}}
+    note(case_yaml(f"weighted-merge-{spec['combination_type']}", {"architecture": "llama", "head": "causal_lm"},
+                   steps, [{"check": "combination", "terms": terms, "atol": 1e-3}]))
     model.add_weighted_adapter(names, spec["weights"], "combined", combination_type=spec["combination_type"], **extra)
     got = next(iter(deltas(model, pattern, "combined").values()))
     atol = 1e-3 if spec["combination_type"] == "svd" else 1e-5
@@ -229,6 +248,9 @@ def _all_linear_head(pair, r):
 
     architecture, head = pair
     task = {"seq_cls": "SEQ_CLS", "token_cls": "TOKEN_CLS"}[head]
+    note(case_yaml(f"all-linear-{head.replace('_', '-')}-head-{architecture}", {"architecture": architecture, "head": head},
+                   [{"op": "get_peft_model", "config": {"task_type": task, "r": r, "target_modules": "all-linear"}}],
+                   [{"check": "modules", "under": pst.HEADS[architecture], "type": "LoraLayer", "expect": "none"}]))
     model = peft.get_peft_model(build_model(architecture, head),
                                 peft.LoraConfig(task_type=task, r=r, target_modules="all-linear"))
     head_name = pst.HEADS[architecture]
@@ -256,6 +278,18 @@ def _switch(level, order):
     from pytest_peft_edges.standalone import output, perturb
 
     config = {"r": 4, "lora_alpha": 8, "target_modules": ["query", "value"], "modules_to_save": ["classifier"]}
+    steps = [{"op": "get_peft_model", "adapter_name": "a1", "config": config},
+             {"op": "add_adapter", "adapter_name": "a2", "config": config}]
+    for i, name in enumerate(["a1", "a2"]):
+        steps += [{"op": "set_adapter", "adapter_name": name},
+                  {"op": "perturb", "pattern": rf"lora_B\.{name}\.|modules_to_save\.{name}\.", "seed": i + 1},
+                  {"op": "snapshot", "as": f"out_{name}"}]
+    checks = []
+    for i, name in enumerate(order):
+        steps += [{"op": "set_adapter", "adapter_name": name, "level": level}, {"op": "snapshot", "as": f"switched_{i}"}]
+        checks.append({"check": "allclose", "a": f"switched_{i}", "b": f"out_{name}"})
+    note(case_yaml(f"set-adapter-{level.replace('_', '-')}-switches-heads", {"architecture": "bert", "head": "seq_cls"},
+                   steps, checks))
     model = peft.get_peft_model(build_model("bert", "seq_cls"), peft.LoraConfig(**config), adapter_name="a1")
     model.add_adapter("a2", peft.LoraConfig(**config))
     outputs = {}
@@ -273,3 +307,33 @@ def _switch(level, order):
 def test_set_adapter_switches_every_adapter_specific_module():
     with catalogued(**{"S4-tuner": (AssertionError, "tuner-level set_adapter")}):
         _switch()
+
+
+def test_falsifying_examples_note_a_valid_case(monkeypatch, tmp_path, workdir):
+    """Every note a property writes is a YAML case the engine accepts (and runs to a verdict)."""
+    import sys
+
+    from pytest_peft_edges.engine import judge, run_case
+    from pytest_peft_edges.schema import read_case_file
+
+    notes: list[str] = []
+    module = sys.modules[__name__]
+    monkeypatch.setattr(module, "note", notes.append)
+    for run in (lambda: _round_trip.hypothesis.inner_test(workdir, None, "llama", "my_name"),
+                lambda: test_merged_equals_unmerged_and_unload_restores_base.hypothesis.inner_test(
+                    "bert", type("D", (), {"draw": lambda self, s: {"r": 2, "target_modules": ["query"]}})()),
+                lambda: _weighted_merge.hypothesis.inner_test({"count": 2, "weights": [0.5, -1.0],
+                                                               "combination_type": "cat"}),
+                lambda: _all_linear_head.hypothesis.inner_test(("bert", "seq_cls"), 2),
+                lambda: _switch.hypothesis.inner_test("peft_model", ["a2", "a1"])):
+        run()
+    assert len(notes) == 5
+    for number, text in enumerate(notes):
+        path = tmp_path / f"note{number}.yaml"
+        path.write_text(text)
+        (case,) = read_case_file(path)
+        assert hasattr(case, "steps"), f"note {number} is not a valid case: {getattr(case, 'error', case)}"
+        workdir_case = tmp_path / f"run{number}"
+        workdir_case.mkdir()
+        verdict = judge(case, run_case(case, workdir_case))
+        assert verdict.name in ("fixed", "regressed"), f"note {number}: {verdict.message}"
