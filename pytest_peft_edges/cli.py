@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, NoReturn, Sequence
 
-from . import __version__, versions
+from . import __version__
 
 
 class _Parser(argparse.ArgumentParser):

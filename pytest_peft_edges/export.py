@@ -113,7 +113,7 @@ def _emit_save_pretrained(f: dict[str, Any], n: Names) -> list[str]:
 
 
 def _emit_dump_state_dict(f: dict[str, Any], n: Names) -> list[str]:
-    return [f"# a raw model.state_dict() dump, keys still holding the adapter name",
+    return ["# a raw model.state_dict() dump, keys still holding the adapter name",
             f"{n.var(f['dir'])} = dump_state_dict({n.ref(f.get('model', 'peft'))}, {_dir(f['dir'])}, "
             f"{f.get('pattern', 'lora_')!r}, {f.get('adapter_name', 'default')!r})"]
 

@@ -170,7 +170,7 @@ class _Reader:
     def fail(self, line: int, field: str, message: str) -> CaseFormatError:
         return CaseFormatError(self.path, line, field, message)
 
-    def mapping(self, value: Any, line: int, field: str, allowed: set[str], required: set[str] = set()) -> LineDict:
+    def mapping(self, value: Any, line: int, field: str, allowed: set[str], required: frozenset[str] | set[str] = frozenset()) -> LineDict:
         if not isinstance(value, dict):
             raise self.fail(line, field or "case", f"expected a mapping, got {_kind(value)}")
         for key in value:
@@ -282,17 +282,7 @@ class _Reader:
         seen: dict[str, int] = {}
         specs = []
         for index, entry in enumerate(entries):
-            field = f"steps[{index}]"
-            line = entries.line_of(index)
-            if not isinstance(entry, dict):
-                raise self.fail(line, field, f"expected a mapping with 'op', got {_kind(entry)}")
-            if "op" not in entry:
-                raise self.fail(line, _join(field, "op"), "required field is missing")
-            op = entry["op"]
-            if not isinstance(op, str) or op not in registry.STEPS:
-                raise self.fail(entry.line_of("op"), _join(field, "op"),
-                                f"unknown step {op!r}{_close(str(op), registry.STEPS)}")
-            operation = registry.STEPS[op]
+            entry, field, line, op, operation = self.operation(entries, index, "steps", "op", registry.STEPS)
             fields = self.fields(entry, field, operation, STEP_META, names)
             step_id = self.item_id(entry, field, op, seen)
             raises = None
@@ -309,20 +299,27 @@ class _Reader:
         seen: dict[str, int] = {}
         specs = []
         for index, entry in enumerate(entries):
-            field = f"expect[{index}]"
-            line = entries.line_of(index)
-            if not isinstance(entry, dict):
-                raise self.fail(line, field, f"expected a mapping with 'check', got {_kind(entry)}")
-            if "check" not in entry:
-                raise self.fail(line, _join(field, "check"), "required field is missing")
-            name = entry["check"]
-            if not isinstance(name, str) or name not in registry.CHECKS:
-                raise self.fail(entry.line_of("check"), _join(field, "check"),
-                                f"unknown check {name!r}{_close(str(name), registry.CHECKS)}")
-            fields = self.fields(entry, field, registry.CHECKS[name], CHECK_META, names, step_ids)
+            entry, field, line, name, operation = self.operation(entries, index, "expect", "check", registry.CHECKS)
+            fields = self.fields(entry, field, operation, CHECK_META, names, step_ids)
             check_id = self.item_id(entry, field, name, seen)
             specs.append(CheckSpec(name, check_id, fields, self.ranges(entry, "when", field), line))
         return tuple(specs)
+
+    def operation(self, entries: LineList, index: int, section: str, key: str,
+                  known: dict[str, registry.Operation]) -> tuple[LineDict, str, int, str, registry.Operation]:
+        """Entry ``index`` of ``steps``/``expect``: a mapping whose ``key`` names a registered operation."""
+        field = f"{section}[{index}]"
+        line = entries.line_of(index)
+        entry = entries[index]
+        if not isinstance(entry, dict):
+            raise self.fail(line, field, f"expected a mapping with {key!r}, got {_kind(entry)}")
+        if key not in entry:
+            raise self.fail(line, _join(field, key), "required field is missing")
+        name = entry[key]
+        if not isinstance(name, str) or name not in known:
+            kind = "step" if section == "steps" else "check"
+            raise self.fail(entry.line_of(key), _join(field, key), f"unknown {kind} {name!r}{_close(str(name), known)}")
+        return entry, field, line, name, known[name]
 
     def fields(self, entry: LineDict, field: str, operation: registry.Operation, meta: set[str],
                names: set[str], step_ids: set[str] = frozenset()) -> dict[str, Any]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import sys
 import textwrap
 from pathlib import Path
 
@@ -36,8 +34,5 @@ def isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Subprocess runs load only what they ask for (`-p peft_edges`)."""
     monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
 
-
-def python() -> str:
-    return sys.executable
 
 

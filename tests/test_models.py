@@ -7,7 +7,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from pytest_peft_edges.architectures import HEADS  # noqa: E402
-from pytest_peft_edges.models import build_model, make_inputs  # noqa: E402
+from pytest_peft_edges.models import make_inputs  # noqa: E402
 
 PAIRS = [(arch, head) for arch, heads in HEADS.items() for head in heads]
 

@@ -52,7 +52,7 @@ def catalogued(**bugs: tuple[type[BaseException], str]) -> Iterator[None]:
     try:
         yield
     except BaseException as exc:  # noqa: BLE001 - includes exception groups from several examples
-        failures = list(exc.exceptions) if isinstance(exc, BaseExceptionGroup) else [exc]
+        failures = list(getattr(exc, "exceptions", None) or [exc])  # an exception group: every failure
         explained = []
         for failure in failures:
             bug_id = next((bug_id for bug_id, (exc_type, pattern) in bugs.items()
