@@ -36,3 +36,13 @@ def isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _hypothesis_home_in_tmp(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """hypothesis caches data (e.g. its unicode charmap) in ./.hypothesis: keep it in pytest's tmp."""
+    try:
+        from hypothesis.configuration import set_hypothesis_home_dir
+    except ImportError:
+        return
+    set_hypothesis_home_dir(str(tmp_path_factory.mktemp("hypothesis-home")))
