@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -38,11 +40,14 @@ def isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _hypothesis_home_in_tmp(tmp_path_factory: pytest.TempPathFactory) -> None:
-    """hypothesis caches data (e.g. its unicode charmap) in ./.hypothesis: keep it in pytest's tmp."""
+
+def pytest_configure(config: pytest.Config) -> None:
+    """hypothesis caches data (constants, its unicode charmap) in ./.hypothesis when test modules are
+    imported: keep it in a temporary directory removed at the end of the run."""
     try:
         from hypothesis.configuration import set_hypothesis_home_dir
     except ImportError:
         return
-    set_hypothesis_home_dir(str(tmp_path_factory.mktemp("hypothesis-home")))
+    home = tempfile.mkdtemp(prefix="peft-edges-hypothesis-")
+    config.add_cleanup(lambda: shutil.rmtree(home, ignore_errors=True))
+    set_hypothesis_home_dir(home)
