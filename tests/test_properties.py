@@ -310,7 +310,7 @@ def test_set_adapter_switches_every_adapter_specific_module():
 
 
 def test_falsifying_examples_note_a_valid_case(monkeypatch, tmp_path, workdir):
-    """Every note a property writes is a YAML case the engine accepts (and runs to a verdict)."""
+    """Every note a property writes is a YAML case the engine accepts and can run (no case error)."""
     import sys
 
     from pytest_peft_edges.engine import judge, run_case
@@ -326,7 +326,10 @@ def test_falsifying_examples_note_a_valid_case(monkeypatch, tmp_path, workdir):
                                                                "combination_type": "cat"}),
                 lambda: _all_linear_head.hypothesis.inner_test(("bert", "seq_cls"), 2),
                 lambda: _switch.hypothesis.inner_test("peft_model", ["a2", "a1"])):
-        run()
+        try:
+            run()
+        except Exception:  # noqa: BLE001 - on an affected release the property fails; its note came first
+            pass
     assert len(notes) == 5
     for number, text in enumerate(notes):
         path = tmp_path / f"note{number}.yaml"
@@ -336,4 +339,5 @@ def test_falsifying_examples_note_a_valid_case(monkeypatch, tmp_path, workdir):
         workdir_case = tmp_path / f"run{number}"
         workdir_case.mkdir()
         verdict = judge(case, run_case(case, workdir_case))
-        assert verdict.name in ("fixed", "regressed"), f"note {number}: {verdict.message}"
+        # Runnable as written: it may show a bug of the installed release, but the case itself is sound.
+        assert verdict.failure is None or verdict.failure["kind"] != "case", f"note {number}: {verdict.message}"
