@@ -46,10 +46,6 @@ class Verdict:
     bug: KnownBug | None = None
     failure: dict[str, Any] | None = None
 
-    @property
-    def passed(self) -> bool:
-        return self.name == "fixed"
-
 
 def run_case(case: Case, workdir: Path, stack: dict[str, str | None] | None = None, in_child: bool = False) -> Outcome:
     """Run ``case`` in ``workdir``: steps in order (stop at the first failure), then every check.

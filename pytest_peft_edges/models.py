@@ -1,6 +1,7 @@
 """Tiny transformers models built from config with a fixed seed: offline, bit-identical, milliseconds.
 
-This module imports torch and transformers; the plugin imports it only inside fixtures and steps.
+This module imports torch (and builds transformers models); the plugin imports it only inside fixtures
+and steps.
 """
 
 from __future__ import annotations
@@ -10,10 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import transformers
 
 from . import standalone
-from .architectures import CONFIGS, HEADS, config_kwargs, default_head, model_classes
+from .architectures import HEADS, config_kwargs, default_head, model_classes
 
 @dataclasses.dataclass(frozen=True)
 class ModelSpec:
@@ -34,11 +34,6 @@ class ModelSpec:
                 f"architecture {self.architecture!r} has no head {self.head!r}; "
                 f"choose one of {sorted(HEADS[self.architecture])}"
             )
-
-
-def build_config(architecture: str, **overrides: Any) -> transformers.PretrainedConfig:
-    """The tiny config of ``architecture`` with ``overrides`` applied."""
-    return getattr(transformers, CONFIGS[architecture][0])(**config_kwargs(architecture, "base", **overrides))
 
 
 def build_model(

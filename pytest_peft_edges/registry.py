@@ -52,9 +52,6 @@ class Operation:
     def doc(self) -> str:
         return inspect.cleandoc(self.func.__doc__ or "")
 
-    @property
-    def summary(self) -> str:
-        return self.doc.split("\n\n", 1)[0].replace("\n", " ")
 
     @property
     def example(self) -> str:

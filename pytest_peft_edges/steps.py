@@ -416,10 +416,6 @@ def import_peft(ctx: Context) -> None:
     _peft()
 
 
-TRANSFORMERS_ADAPTER_METHODS = ("add_adapter", "set_adapter", "active_adapters", "enable_adapters",
-                                "disable_adapters", "get_adapter_state_dict", "delete_adapter")
-
-
 @step("transformers_adapter_api")
 def transformers_adapter_api(ctx: Context, method: Literal["add_adapter", "set_adapter", "active_adapters",
                                                            "enable_adapters", "disable_adapters",
