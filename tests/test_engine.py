@@ -154,3 +154,10 @@ def test_step_when_and_expected_raise(pytester, write_case):
           - {check: value, of: peft.active_adapter, equals: default}
     """)
     pytester.runpytest("-p", "peft_edges", "--peft-edges-cases", "cases").assert_outcomes(passed=1)
+
+
+def test_last_failed_reruns_only_the_failed_cases(pytester, six_cases):
+    pytester.runpytest("-p", "peft_edges", "--peft-edges-cases", "cases").assert_outcomes(passed=1, xfailed=1, failed=4)
+    rerun = pytester.runpytest("-p", "peft_edges", "--peft-edges-cases", "cases", "--lf")
+    rerun.assert_outcomes(failed=4)
+    assert "test_peft_edge_case[fixed]" not in rerun.stdout.str()
