@@ -162,3 +162,37 @@ def test_export_failures_writes_a_script_per_failed_case(pytester):
     assert script.is_file()
     ((code, out),) = run_scripts([script], pytester.path).values()
     assert code == 1 and "BUG REPRODUCED: known bug zero-init" in out
+
+
+MERGE_CASE = """
+id: merge-unmerge-unload-delete
+title: merging, unmerging, unloading and deleting adapters keep outputs consistent
+model: {architecture: llama, head: causal_lm}
+steps:
+  - {op: snapshot, model: base, as: out_base}
+  - {op: get_peft_model, config: {r: 2, target_modules: [q_proj]}}
+  - {op: add_adapter, adapter_name: extra, config: {r: 2, target_modules: [q_proj]}}
+  - {op: perturb, seed: 1}
+  - {op: delete_adapter, adapter_name: extra}
+  - {op: snapshot, as: unmerged}
+  - {op: merge_adapter}
+  - {op: snapshot, as: merged}
+  - {op: unmerge_adapter}
+  - {op: unload, as: plain}
+  - {op: snapshot, model: plain, as: out_plain}
+expect:
+  - {check: adapters, present: [default], absent: [extra]}
+  - {check: allclose, a: merged, b: unmerged, atol: 1.0e-4}
+  - {check: differ, a: unmerged, b: out_base}
+  - {check: allclose, a: out_plain, b: out_base}
+"""
+
+
+def test_remaining_steps_export_and_agree(tmp_path, pytester):
+    (tmp_path / "merge.yaml").write_text(MERGE_CASE)
+    script = tmp_path / "merge.py"
+    assert cli.main(["export", "merge-unmerge-unload-delete", "--cases", str(tmp_path / "merge.yaml"),
+                     "-o", str(script)]) == 0
+    ((code, out),) = run_scripts([script], tmp_path).values()
+    pytester.runpytest("-p", "peft_edges", "--peft-edges-cases", str(tmp_path / "merge.yaml")).assert_outcomes(passed=1)
+    assert code == 0, out
