@@ -12,7 +12,7 @@ import keyword
 import textwrap
 from typing import Any, Callable
 
-from . import __version__, standalone, versions
+from . import __version__, registry, standalone, versions
 from .architectures import config_kwargs, default_head, model_classes
 from .engine import bug_record
 from .schema import Case
@@ -60,10 +60,10 @@ def _kwargs(values: dict[str, Any]) -> str:
 
 
 def _peft_config(fields: dict[str, Any]) -> str:
-    config_type = fields.get("config_type", "LoraConfig")
+    config_type = fields["config_type"]
     if not config_type.isidentifier():
         raise ValueError(f"config_type {config_type!r} is not a class name")
-    return f"peft.{config_type}({_kwargs(fields.get('config') or {})})"
+    return f"peft.{config_type}({_kwargs(fields['config'] or {})})"
 
 
 def _dir(name: str) -> str:
@@ -75,105 +75,105 @@ def _opt(fields: dict[str, Any], *keys: str) -> str:
 
 
 def _emit_build_model(f: dict[str, Any], n: Names) -> list[str]:
-    architecture = f.get("architecture", "bert")
-    head = f.get("head") or default_head(architecture)
+    architecture = f["architecture"]
+    head = f["head"] or default_head(architecture)
     config_class, model_class = model_classes(architecture, head)
-    config = config_kwargs(architecture, head, **(f.get("config") or {}))
-    return [f"{n.var(f.get('as', 'base'))} = build_model({config_class!r}, {model_class!r}, {f.get('seed', 0)!r}, {config!r})"]
+    config = config_kwargs(architecture, head, **(f["config"] or {}))
+    return [f"{n.var(f['as'])} = build_model({config_class!r}, {model_class!r}, {f['seed']!r}, {config!r})"]
 
 
 def _emit_save_base(f: dict[str, Any], n: Names) -> list[str]:
-    return [f"{n.ref(f.get('model', 'base'))}.save_pretrained(str({_dir(f['dir'])}), safe_serialization=True)",
+    return [f"{n.ref(f['model'])}.save_pretrained(str({_dir(f['dir'])}), safe_serialization=True)",
             f"{n.var(f['dir'])} = {_dir(f['dir'])}"]
 
 
 def _emit_load_base(f: dict[str, Any], n: Names) -> list[str]:
-    _config, model_class = model_classes(f.get("architecture", "bert"), f.get("head", "seq_cls"))
-    return [f"{n.var(f.get('as', 'base'))} = transformers.{model_class}.from_pretrained({n.ref(f['dir'])}).eval()"]
+    _config, model_class = model_classes(f["architecture"], f["head"])
+    return [f"{n.var(f['as'])} = transformers.{model_class}.from_pretrained({n.ref(f['dir'])}).eval()"]
 
 
 def _emit_get_peft_model(f: dict[str, Any], n: Names) -> list[str]:
-    return [f"{n.var(f.get('as', 'peft'))} = peft.get_peft_model({n.ref(f.get('model', 'base'))}, {_peft_config(f)}, "
-            f"adapter_name={f.get('adapter_name', 'default')!r})"]
+    return [f"{n.var(f['as'])} = peft.get_peft_model({n.ref(f['model'])}, {_peft_config(f)}, "
+            f"adapter_name={f['adapter_name']!r})"]
 
 
 def _emit_add_adapter(f: dict[str, Any], n: Names) -> list[str]:
-    return [f"{n.ref(f.get('model', 'peft'))}.add_adapter({f['adapter_name']!r}, {_peft_config(f)})"]
+    return [f"{n.ref(f['model'])}.add_adapter({f['adapter_name']!r}, {_peft_config(f)})"]
 
 
 def _emit_perturb(f: dict[str, Any], n: Names) -> list[str]:
-    return [f"perturb({n.ref(f.get('model', 'peft'))}, {f.get('pattern', 'lora_B')!r}, seed={f.get('seed', 0)!r}, "
-            f"scale={f.get('scale', 0.5)!r})  # simulate training"]
+    return [f"perturb({n.ref(f['model'])}, {f['pattern']!r}, seed={f['seed']!r}, "
+            f"scale={f['scale']!r})  # simulate training"]
 
 
 def _emit_save_pretrained(f: dict[str, Any], n: Names) -> list[str]:
-    return [f"{n.ref(f.get('model', 'peft'))}.save_pretrained(str({_dir(f['dir'])}), "
-            f"safe_serialization={f.get('safe_serialization', True)!r}{_opt(f, 'selected_adapters')})",
+    return [f"{n.ref(f['model'])}.save_pretrained(str({_dir(f['dir'])}), "
+            f"safe_serialization={f['safe_serialization']!r}{_opt(f, 'selected_adapters')})",
             f"{n.var(f['dir'])} = adapter_dir({_dir(f['dir'])})"]
 
 
 def _emit_dump_state_dict(f: dict[str, Any], n: Names) -> list[str]:
     return ["# a raw model.state_dict() dump, keys still holding the adapter name",
-            f"{n.var(f['dir'])} = dump_state_dict({n.ref(f.get('model', 'peft'))}, {_dir(f['dir'])}, "
-            f"{f.get('pattern', 'lora_')!r}, {f.get('adapter_name', 'default')!r})"]
+            f"{n.var(f['dir'])} = dump_state_dict({n.ref(f['model'])}, {_dir(f['dir'])}, "
+            f"{f['pattern']!r}, {f['adapter_name']!r})"]
 
 
 def _emit_from_pretrained(f: dict[str, Any], n: Names) -> list[str]:
-    return [f"{n.var(f.get('as', 'peft'))} = peft.PeftModel.from_pretrained({n.ref(f.get('model', 'base'))}, "
-            f"str({n.ref(f['dir'])}), adapter_name={f.get('adapter_name', 'default')!r}, "
-            f"is_trainable={f.get('is_trainable', False)!r}{_opt(f, 'key_mapping')}).eval()"]
+    return [f"{n.var(f['as'])} = peft.PeftModel.from_pretrained({n.ref(f['model'])}, "
+            f"str({n.ref(f['dir'])}), adapter_name={f['adapter_name']!r}, "
+            f"is_trainable={f['is_trainable']!r}{_opt(f, 'key_mapping')}).eval()"]
 
 
 def _emit_load_adapter(f: dict[str, Any], n: Names) -> list[str]:
-    target = f.get("as", "load")
+    target = f["as"]
     n.mapping_objects.add(target)
-    return [f"{n.var(target)} = load_result({n.ref(f.get('model', 'peft'))}.load_adapter(str({n.ref(f['dir'])}), "
-            f"adapter_name={f['adapter_name']!r}, is_trainable={f.get('is_trainable', False)!r}"
+    return [f"{n.var(target)} = load_result({n.ref(f['model'])}.load_adapter(str({n.ref(f['dir'])}), "
+            f"adapter_name={f['adapter_name']!r}, is_trainable={f['is_trainable']!r}"
             f"{_opt(f, 'key_mapping')}))"]
 
 
 def _emit_set_adapter(f: dict[str, Any], n: Names) -> list[str]:
-    level = ".base_model" if f.get("level") == "tuner" else ""
-    return [f"{n.ref(f.get('model', 'peft'))}{level}.set_adapter({f['adapter_name']!r})"]
+    level = ".base_model" if f["level"] == "tuner" else ""
+    return [f"{n.ref(f['model'])}{level}.set_adapter({f['adapter_name']!r})"]
 
 
 def _emit_add_weighted_adapter(f: dict[str, Any], n: Names) -> list[str]:
     weights = [float(w) for w in f["weights"]]
-    return [f"{n.ref(f.get('model', 'peft'))}.add_weighted_adapter({f['adapters']!r}, {weights!r}, "
-            f"{f['adapter_name']!r}, combination_type={f.get('combination_type', 'svd')!r}"
+    return [f"{n.ref(f['model'])}.add_weighted_adapter({f['adapters']!r}, {weights!r}, "
+            f"{f['adapter_name']!r}, combination_type={f['combination_type']!r}"
             f"{_opt(f, 'svd_rank', 'density', 'majority_sign_method')})"]
 
 
-def _emit_call(method: str, default_as: str | None) -> Emitter:
+def _emit_call(method: str) -> Emitter:
     def emit(f: dict[str, Any], n: Names) -> list[str]:
-        call = f"{n.ref(f.get('model', 'peft'))}.{method}({f['adapter_name']!r})" if "adapter_name" in f else \
-            f"{n.ref(f.get('model', 'peft'))}.{method}()"
-        return [f"{n.var(f.get('as', default_as))} = {call}" if default_as else call]
+        call = f"{n.ref(f['model'])}.{method}({f['adapter_name']!r})" if "adapter_name" in f else \
+            f"{n.ref(f['model'])}.{method}()"
+        return [f"{n.var(f['as'])} = {call}" if "as" in f else call]
 
     return emit
 
 
 def _emit_snapshot(f: dict[str, Any], n: Names) -> list[str]:
-    model, kind = n.ref(f.get("model", "peft")), f.get("kind", "output")
+    model, kind = n.ref(f["model"]), f["kind"]
     if kind == "output":
-        call = f"output({model}, seed={f.get('seed', 0)!r})"
+        call = f"output({model}, seed={f['seed']!r})"
     elif kind == "delta":
-        call = f"deltas({model}, {f.get('pattern', '.*')!r}, adapter={f.get('adapter', 'default')!r})"
+        call = f"deltas({model}, {f['pattern']!r}, adapter={f['adapter']!r})"
     else:
         function = {"tensors": "tensors", "trainable": "trainable", "keys": "state_keys"}[kind]
-        call = f"{function}({model}, {f.get('pattern', '.*')!r}{', ' + repr(f['rename']) if f.get('rename') else ''})"
+        call = f"{function}({model}, {f['pattern']!r}{', ' + repr(f['rename']) if f['rename'] else ''})"
     return [f"{n.var(f['as'])} = {call}"]
 
 
 def _emit_optimizer_step(f: dict[str, Any], n: Names) -> list[str]:
-    return [f"{n.var(f.get('as', 'optimizer'))} = optimizer_step({n.ref(f.get('model', 'peft'))}, "
-            f"lr={f.get('lr', 1e-3)!r}, seed={f.get('seed', 0)!r})"]
+    return [f"{n.var(f['as'])} = optimizer_step({n.ref(f['model'])}, "
+            f"lr={f['lr']!r}, seed={f['seed']!r})"]
 
 
 def _emit_load_optimizer_state(f: dict[str, Any], n: Names) -> list[str]:
     return ["# resume training: load the optimizer state into an optimizer over the other model",
-            f"{n.var(f.get('as', 'resumed'))} = load_optimizer_state({n.ref(f['optimizer'])}, {n.ref(f['model'])}, "
-            f"lr={f.get('lr', 1e-3)!r})"]
+            f"{n.var(f['as'])} = load_optimizer_state({n.ref(f['optimizer'])}, {n.ref(f['model'])}, "
+            f"lr={f['lr']!r})"]
 
 
 def _emit_read_adapter_file(f: dict[str, Any], n: Names) -> list[str]:
@@ -190,26 +190,26 @@ def _emit_transformers_adapter_api(f: dict[str, Any], n: Names) -> list[str]:
     args = []
     if method == "add_adapter":
         args.append(_peft_config(f))
-        if f.get("adapter_name") is not None:
+        if f["adapter_name"] is not None:
             args.append(f"adapter_name={f['adapter_name']!r}")
-    elif f.get("adapter_name") is not None:
+    elif f["adapter_name"] is not None:
         args.append(repr(f["adapter_name"]))
-    return [f"{n.var(f.get('as', 'result'))} = {n.ref(f.get('model', 'base'))}.{method}({', '.join(args)})"]
+    return [f"{n.var(f['as'])} = {n.ref(f['model'])}.{method}({', '.join(args)})"]
 
 
 def _emit_transformers_load_adapter(f: dict[str, Any], n: Names) -> list[str]:
-    name = f", adapter_name={f['adapter_name']!r}" if f.get("adapter_name") is not None else ""
-    model = n.ref(f.get("model", "base"))
+    name = f", adapter_name={f['adapter_name']!r}" if f["adapter_name"] is not None else ""
+    model = n.ref(f["model"])
     return [f"{model}.load_adapter(str({n.ref(f['dir'])}){name})  # transformers' own PEFT integration",
             f"{model}.eval()"]
 
 
 def _emit_auto_from_pretrained(f: dict[str, Any], n: Names) -> list[str]:
-    auto_class = f.get("auto_class", "AutoModelForSequenceClassification")
+    auto_class = f["auto_class"]
     if not auto_class.isidentifier():
         raise ValueError(f"auto_class {auto_class!r} is not a class name")
     library = "peft" if auto_class.startswith("AutoPeftModel") else "transformers"
-    return [f"{n.var(f.get('as', 'loaded'))} = {library}.{auto_class}.from_pretrained(str({n.ref(f['dir'])})).eval()"]
+    return [f"{n.var(f['as'])} = {library}.{auto_class}.from_pretrained(str({n.ref(f['dir'])})).eval()"]
 
 
 STEP_EMITTERS: dict[str, Emitter] = {
@@ -219,9 +219,9 @@ STEP_EMITTERS: dict[str, Emitter] = {
     "get_peft_model": _emit_get_peft_model, "add_adapter": _emit_add_adapter, "perturb": _emit_perturb,
     "save_pretrained": _emit_save_pretrained, "dump_state_dict": _emit_dump_state_dict,
     "from_pretrained": _emit_from_pretrained, "load_adapter": _emit_load_adapter, "set_adapter": _emit_set_adapter,
-    "add_weighted_adapter": _emit_add_weighted_adapter, "delete_adapter": _emit_call("delete_adapter", None),
-    "merge_and_unload": _emit_call("merge_and_unload", "merged"), "unload": _emit_call("unload", "unloaded"),
-    "merge_adapter": _emit_call("merge_adapter", None), "unmerge_adapter": _emit_call("unmerge_adapter", None),
+    "add_weighted_adapter": _emit_add_weighted_adapter, "delete_adapter": _emit_call("delete_adapter"),
+    "merge_and_unload": _emit_call("merge_and_unload"), "unload": _emit_call("unload"),
+    "merge_adapter": _emit_call("merge_adapter"), "unmerge_adapter": _emit_call("unmerge_adapter"),
     "snapshot": _emit_snapshot, "optimizer_step": _emit_optimizer_step,
     "load_optimizer_state": _emit_load_optimizer_state, "read_adapter_file": _emit_read_adapter_file,
 }
@@ -229,29 +229,29 @@ STEP_EMITTERS: dict[str, Emitter] = {
 
 def _check_call(name: str, f: dict[str, Any], n: Names) -> str:
     pair = lambda: f"{n.ref(f['a'])}, {n.ref(f['b'])}"  # noqa: E731
-    labels = f"names=({f.get('a')!r}, {f.get('b')!r})"
+    labels = f"names=({f.get('a')!r}, {f.get('b')!r})"  # only the pair checks have a and b
     if name == "allclose":
-        return f"check_allclose({pair()}, atol={f.get('atol', 1e-5)!r}, rtol={f.get('rtol', 1e-5)!r}, {labels})"
+        return f"check_allclose({pair()}, atol={f['atol']!r}, rtol={f['rtol']!r}, {labels})"
     if name == "equal":
         return f"check_equal({pair()}, {labels})"
     if name == "differ":
-        return f"check_differ({pair()}, atol={f.get('atol', 1e-6)!r}, {labels})"
+        return f"check_differ({pair()}, atol={f['atol']!r}, {labels})"
     if name == "same_set":
         return f"check_same_set({pair()}, {labels})"
     if name == "keys":
-        return f"check_keys({n.ref(f['of'])}, {f.get('pattern', '.*')!r}, {f.get('expect', 'none')!r}, {f['of']!r})"
+        return f"check_keys({n.ref(f['of'])}, {f['pattern']!r}, {f['expect']!r}, {f['of']!r})"
     if name == "modules":
-        return (f"check_modules({n.ref(f.get('model', 'peft'))}, {f['type']!r}, under={f.get('under', '')!r}, "
-                f"expect={f.get('expect', 'none')!r})")
+        return (f"check_modules({n.ref(f['model'])}, {f['type']!r}, under={f['under']!r}, "
+                f"expect={f['expect']!r})")
     if name == "adapters":
-        return (f"check_adapters({n.ref(f.get('model', 'peft'))}, present={f.get('present')!r}, "
-                f"absent={f.get('absent')!r}, active={f.get('active')!r})")
+        return (f"check_adapters({n.ref(f['model'])}, present={f['present']!r}, "
+                f"absent={f['absent']!r}, active={f['active']!r})")
     if name in ("warns", "no_warns"):
-        return (f"check_{name}(recorder.records({f['step']!r}), {f.get('match', '.*')!r}, "
-                f"category={f.get('category', 'Warning')!r}, step={f['step']!r})")
+        return (f"check_{name}(recorder.records({f['step']!r}), {f['match']!r}, "
+                f"category={f['category']!r}, step={f['step']!r})")
     if name == "combination":
         terms = ", ".join(f"({coef!r}, {n.ref(ref)})" for ref, coef in f["terms"].items())
-        return f"check_combination([{terms}], atol={f.get('atol', 1e-5)!r}, names={list(f['terms'])!r})"
+        return f"check_combination([{terms}], atol={f['atol']!r}, names={list(f['terms'])!r})"
     if name == "value":
         return f"check_value({n.ref(f['of'])}, {f['equals']!r}, {f['of']!r})"
     raise KeyError(name)
@@ -275,6 +275,12 @@ def _when(ranges: dict[str, str], lines: list[str], indent: str) -> list[str]:
     return [f"{indent}if version_in({ranges!r}):"] + [indent + "    " + line for line in lines]
 
 
+def _with_defaults(operation: registry.Operation, fields: dict[str, Any]) -> dict[str, Any]:
+    """The fields of a step or check, completed with the defaults of its registered function."""
+    defaults = {p.name: p.default for p in operation.params.values() if not p.required}
+    return {**defaults, **fields}
+
+
 def render_script(case: Case) -> str:
     """The case as one standalone Python file (PEP 723 header pinning the installed versions)."""
     stack = versions.stack()
@@ -283,17 +289,19 @@ def render_script(case: Case) -> str:
     if case.model is not None:
         model_fields = {"as": "base", "architecture": case.model.architecture, "head": case.model.head,
                         "seed": case.model.seed, "config": case.model.config}
+        model_fields = _with_defaults(registry.STEPS["build_model"], model_fields)
         body += ["with recorder.step('model'):"] + ["    " + line for line in _emit_build_model(model_fields, names)]
     for spec in case.steps:
         raises = f", raises=({spec.raises.type!r}, {spec.raises.match!r})" if spec.raises else ""
         block = [] if spec.id.startswith(spec.op) else [f"# {spec.op}"]
         block += [f"with recorder.step({spec.id!r}{raises}):"]
-        block += ["    " + line for line in STEP_EMITTERS[spec.op](spec.fields, names)]
+        fields = _with_defaults(registry.STEPS[spec.op], spec.fields)
+        block += ["    " + line for line in STEP_EMITTERS[spec.op](fields, names)]
         body += _when(spec.when, block, "")
     body += ["show_status(locals())"]
     checks: list[str] = []
     for spec in case.expect:
-        call = _check_call(spec.check, spec.fields, names)
+        call = _check_call(spec.check, _with_defaults(registry.CHECKS[spec.check], spec.fields), names)
         checks += _when(spec.when, [f"recorder.check({spec.id!r}, lambda: {call})"], "")
     deps = [f"torch=={_public(stack['torch'])}", f"transformers=={stack['transformers']}", f"peft=={stack['peft']}",
             f"safetensors=={stack['safetensors']}"]
