@@ -33,7 +33,6 @@ class Outcome:
     """What running a case produced: failure records (see :class:`standalone.Recorder`) in order."""
 
     failures: tuple[dict[str, Any], ...]
-    ran: tuple[str, ...]
     duration_s: float
 
 
@@ -58,7 +57,6 @@ def run_case(case: Case, workdir: Path, stack: dict[str, str | None] | None = No
         return _run_per_hash_seed(case, workdir)
     recorder = standalone.Recorder()
     ctx = Context(workdir, recorder)
-    ran: list[str] = []
     start = time.perf_counter()
     try:
         if case.model is not None:
@@ -69,7 +67,6 @@ def run_case(case: Case, workdir: Path, stack: dict[str, str | None] | None = No
         for spec in case.steps:
             if spec.when and not versions.matches(spec.when, stack):
                 continue
-            ran.append(spec.id)
             raises = (spec.raises.type, spec.raises.match) if spec.raises else None
             with recorder.step(spec.id, raises):
                 STEPS[spec.op].call(ctx, spec.fields)
@@ -79,9 +76,8 @@ def run_case(case: Case, workdir: Path, stack: dict[str, str | None] | None = No
         for check_spec in case.expect:
             if check_spec.when and not versions.matches(check_spec.when, stack):
                 continue
-            ran.append(check_spec.id)
             recorder.check(check_spec.id, lambda spec=check_spec: CHECKS[spec.check].call(ctx, spec.fields))
-    return Outcome(tuple(recorder.failures), tuple(ran), time.perf_counter() - start)
+    return Outcome(tuple(recorder.failures), time.perf_counter() - start)
 
 
 def _run_per_hash_seed(case: Case, workdir: Path) -> Outcome:
@@ -108,13 +104,13 @@ def _run_per_hash_seed(case: Case, workdir: Path) -> Outcome:
             tail = (stderr or stdout).strip().splitlines()[-1:] or ["no output"]
             failure = {"at": "model", "kind": "case", "types": ["CaseError"],
                        "message": f"the PYTHONHASHSEED={seed} subprocess failed: {tail[0]}"}
-            return Outcome((failure,), (), time.perf_counter() - start)
+            return Outcome((failure,), time.perf_counter() - start)
         failures = json.loads(lines[-1][len(MARKER):])
         if failures:
             for failure in failures:
                 failure["message"] = f"[PYTHONHASHSEED={seed}] {failure['message']}"
-            return Outcome(tuple(failures), (f"hash-seed-{seed}",), time.perf_counter() - start)
-    return Outcome((), tuple(f"hash-seed-{seed}" for seed in case.hash_seeds), time.perf_counter() - start)
+            return Outcome(tuple(failures), time.perf_counter() - start)
+    return Outcome((), time.perf_counter() - start)
 
 
 _IMPORT_ERROR: list[str | None] = []
