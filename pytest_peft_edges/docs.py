@@ -65,7 +65,7 @@ known_bugs:
 | `upstream` | no | `{{issues: [..], prs: [..]}}` huggingface/peft numbers |
 | `tags` | no | list of strings |
 | `requires` | no | version ranges the case needs (e.g. an API that appeared later); outside them: `skipped` |
-| `hash_seeds` | no | run the case once per PYTHONHASHSEED in a subprocess (set-order bugs); the first failing seed counts |
+| `set_order` | no | 2–4 module names whose iteration order in a Python set matters: the case runs once per order, in-process, with the names given a common prefix (`v1_lin1`, `v1_lin10`) where that is what yields the order; failures are labelled `[set order lin1, lin10 ...]`; the first failing order counts |
 | `model` | no | `{{architecture, head, seed, config}}`; built before the steps and named `base` |
 | `steps` | yes | ordered steps; the first failing step stops the case |
 | `expect` | no | checks, all run after the steps (only when every step succeeded) |

@@ -46,18 +46,29 @@ class Verdict:
     failure: dict[str, Any] | None = None
 
 
-def run_case(case: Case, workdir: Path, stack: dict[str, str | None] | None = None, in_child: bool = False) -> Outcome:
+def run_case(case: Case, workdir: Path, stack: dict[str, str | None] | None = None) -> Outcome:
     """Run ``case`` in ``workdir``: steps in order (stop at the first failure), then every check.
 
-    A case with ``hash_seeds`` runs once per seed in a subprocess with that PYTHONHASHSEED (set
-    iteration order depends on it); the failures of the first failing seed are its outcome.
+    A case with ``set_order`` runs once per iteration order of a set of those names, in this process
+    (see :func:`standalone.failures_per_set_order`); the failures of the first failing order count.
     """
     stack = versions.stack() if stack is None else stack
-    if case.hash_seeds and not in_child:
-        return _run_per_hash_seed(case, workdir)
+    start = time.perf_counter()
+    if case.set_order:
+        def run(renaming: dict[str, str], index: int) -> list[dict[str, Any]]:
+            order_dir = workdir / f"set-order-{index}"
+            order_dir.mkdir(parents=True, exist_ok=True)
+            return _run_once(case.renamed(renaming), order_dir, stack)
+
+        failures = standalone.failures_per_set_order(case.set_order, run)
+    else:
+        failures = _run_once(case, workdir, stack)
+    return Outcome(tuple(failures), time.perf_counter() - start)
+
+
+def _run_once(case: Case, workdir: Path, stack: dict[str, str | None]) -> list[dict[str, Any]]:
     recorder = standalone.Recorder()
     ctx = Context(workdir, recorder)
-    start = time.perf_counter()
     try:
         if case.model is not None:
             with recorder.step("model"):
@@ -77,40 +88,7 @@ def run_case(case: Case, workdir: Path, stack: dict[str, str | None] | None = No
             if check_spec.when and not versions.matches(check_spec.when, stack):
                 continue
             recorder.check(check_spec.id, lambda spec=check_spec: CHECKS[spec.check].call(ctx, spec.fields))
-    return Outcome(tuple(recorder.failures), time.perf_counter() - start)
-
-
-def _run_per_hash_seed(case: Case, workdir: Path) -> Outcome:
-    import json
-    import os
-    import subprocess
-    import sys
-
-    from .child import MARKER
-
-    start = time.perf_counter()
-    procs = []
-    for seed in case.hash_seeds:  # all seeds at once: each subprocess mostly waits on its imports
-        seed_dir = workdir / f"hash-seed-{seed}"
-        seed_dir.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "PYTHONHASHSEED": str(seed)}
-        procs.append((seed, subprocess.Popen([sys.executable, "-m", "pytest_peft_edges.child", case.path, case.id,
-                                              str(seed_dir)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                             text=True, env=env)))
-    results = [(seed, proc, *proc.communicate()) for seed, proc in procs]
-    for seed, proc, stdout, stderr in results:
-        lines = [line for line in stdout.splitlines() if line.startswith(MARKER)]
-        if proc.returncode != 0 or not lines:
-            tail = (stderr or stdout).strip().splitlines()[-1:] or ["no output"]
-            failure = {"at": "model", "kind": "case", "types": ["CaseError"],
-                       "message": f"the PYTHONHASHSEED={seed} subprocess failed: {tail[0]}"}
-            return Outcome((failure,), time.perf_counter() - start)
-        failures = json.loads(lines[-1][len(MARKER):])
-        if failures:
-            for failure in failures:
-                failure["message"] = f"[PYTHONHASHSEED={seed}] {failure['message']}"
-            return Outcome(tuple(failures), time.perf_counter() - start)
-    return Outcome((), time.perf_counter() - start)
+    return recorder.failures
 
 
 _IMPORT_ERROR: list[str | None] = []

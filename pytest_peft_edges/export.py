@@ -22,6 +22,7 @@ _RESERVED = set(dir(standalone)) | {
     "peft", "torch", "transformers", "os", "re", "sys", "json", "io", "pathlib", "tempfile", "warnings",
     "logging", "contextlib", "main", "reproduce", "recorder", "workdir", "WORKDIR", "KNOWN_BUGS", "REQUIRES",
     "CASE_ID", "print", "str", "list", "dict", "locals", "check", "step", "version_in", "show_status",
+    "N", "SET_ORDER", "run",
 }
 # Steps whose output is a mapping: dotted references read a key, not an attribute.
 _MAPPING_OUTPUTS = {"load_adapter", "read_adapter_file"}
@@ -50,6 +51,17 @@ class Names:
         for field in fields:
             code += f"[{field!r}]" if head in self.mapping_objects else f".{field}"
         return code
+
+
+class _SetOrderName(str):
+    """A ``set_order`` name inside step fields: rendered as ``N['lin1']``, the name this run uses."""
+
+    def __repr__(self) -> str:
+        return f"N[{str(self)!r}]"
+
+
+def _set_order_names(value: Any, names: tuple[str, ...]) -> Any:
+    return standalone.renamed(value, {name: _SetOrderName(name) for name in names}) if names else value
 
 
 def _kwargs(values: dict[str, Any]) -> str:
@@ -289,19 +301,20 @@ def render_script(case: Case) -> str:
     if case.model is not None:
         model_fields = {"as": "base", "architecture": case.model.architecture, "head": case.model.head,
                         "seed": case.model.seed, "config": case.model.config}
-        model_fields = _with_defaults(registry.STEPS["build_model"], model_fields)
+        model_fields = _set_order_names(_with_defaults(registry.STEPS["build_model"], model_fields), case.set_order)
         body += ["with recorder.step('model'):"] + ["    " + line for line in _emit_build_model(model_fields, names)]
     for spec in case.steps:
         raises = f", raises=({spec.raises.type!r}, {spec.raises.match!r})" if spec.raises else ""
         block = [] if spec.id.startswith(spec.op) else [f"# {spec.op}"]
         block += [f"with recorder.step({spec.id!r}{raises}):"]
-        fields = _with_defaults(registry.STEPS[spec.op], spec.fields)
+        fields = _set_order_names(_with_defaults(registry.STEPS[spec.op], spec.fields), case.set_order)
         block += ["    " + line for line in STEP_EMITTERS[spec.op](fields, names)]
         body += _when(spec.when, block, "")
     body += ["show_status(locals())"]
     checks: list[str] = []
     for spec in case.expect:
-        call = _check_call(spec.check, _with_defaults(registry.CHECKS[spec.check], spec.fields), names)
+        fields = _set_order_names(_with_defaults(registry.CHECKS[spec.check], spec.fields), case.set_order)
+        call = _check_call(spec.check, fields, names)
         checks += _when(spec.when, [f"recorder.check({spec.id!r}, lambda: {call})"], "")
     deps = [f"torch=={_public(stack['torch'])}", f"transformers=={stack['transformers']}", f"peft=={stack['peft']}",
             f"safetensors=={stack['safetensors']}"]
@@ -344,7 +357,7 @@ def render_script(case: Case) -> str:
         f"TITLE = {case.title!r}",
         f"REQUIRES = {dict(case.requires)!r}",
         f"CASE_IMPORTS_PEFT = {bool(case.steps and case.steps[0].op == 'import_peft')!r}",
-        f"HASH_SEEDS = {list(case.hash_seeds)!r}  # set order depends on PYTHONHASHSEED: run once per seed",
+        f"SET_ORDER = {list(case.set_order)!r}  # names whose order in a set matters: run once per order",
         f"KNOWN_BUGS = {[bug_record(bug) for bug in case.known_bugs]!r}",
         "",
         "",
@@ -365,24 +378,6 @@ def render_script(case: Case) -> str:
         "    return found",
         "",
         "",
-        "def failures_per_hash_seed():",
-        '    """Run this script again under each PYTHONHASHSEED; the failures of the first failing seed."""',
-        "    import subprocess",
-        "",
-        "    for seed in HASH_SEEDS:",
-        '        env = {**os.environ, "PYTHONHASHSEED": str(seed), "PEFT_EDGES_HASH_SEED": str(seed)}',
-        "        proc = subprocess.run([sys.executable, __file__], env=env, capture_output=True, text=True)",
-        '        lines = [line for line in proc.stdout.splitlines() if line.startswith("PEFT-EDGES-FAILURES:")]',
-        "        if proc.returncode != 0 or not lines:",
-        '            raise SystemExit(f"the PYTHONHASHSEED={seed} run failed: {proc.stderr.strip()[-500:]}")',
-        '        failures = json.loads(lines[-1][len("PEFT-EDGES-FAILURES:"):])',
-        "        if failures:",
-        "            for failure in failures:",
-        '                failure["message"] = f"[PYTHONHASHSEED={seed}] {failure[\'message\']}"',
-        "            return failures",
-        "    return []",
-        "",
-        "",
         "def show_status(namespace):",
         '    """Print the adapter status of every PeftModel made so far, where peft offers it."""',
         "    seen = set()",
@@ -396,7 +391,8 @@ def render_script(case: Case) -> str:
         '                print(f"adapter status of {name}: unavailable ({type(exc).__name__}: {exc})")',
         "",
         "",
-        "def reproduce(recorder, WORKDIR):",
+        "def reproduce(recorder, WORKDIR, N):",
+        '    """The case. ``N`` maps each SET_ORDER name to the name this run uses (see set_order_renamings)."""',
         "    try:",
     ]
     lines += ["        " + line if line else "" for line in body]
@@ -413,14 +409,18 @@ def render_script(case: Case) -> str:
         '        print(f"NOT APPLICABLE: peft cannot be imported here ({PEFT_IMPORT_ERROR})")',
         "        return 0",
         "    recorder = Recorder()",
-        '    if HASH_SEEDS and "PEFT_EDGES_HASH_SEED" not in os.environ:',
-        "        recorder.failures = failures_per_hash_seed()",
-        "    else:",
-        '        with tempfile.TemporaryDirectory(prefix="peft-edges-") as workdir:',
-        "            reproduce(recorder, pathlib.Path(workdir))",
-        '        if "PEFT_EDGES_HASH_SEED" in os.environ:',
-        '            print("PEFT-EDGES-FAILURES:" + json.dumps(recorder.failures))',
-        "            return 0",
+        '    with tempfile.TemporaryDirectory(prefix="peft-edges-") as workdir:',
+        "        if SET_ORDER:",
+        "            def run(renaming, index):",
+        "                run_recorder = Recorder()",
+        '                order_dir = pathlib.Path(workdir) / f"set-order-{index}"',
+        "                order_dir.mkdir()",
+        "                reproduce(run_recorder, order_dir, renaming)",
+        "                return run_recorder.failures",
+        "",
+        "            recorder.failures = failures_per_set_order(SET_ORDER, run)",
+        "        else:",
+        "            reproduce(recorder, pathlib.Path(workdir), {})",
         "    result = judge(recorder.failures, KNOWN_BUGS, installed_versions())",
         '    verdict, message = result["verdict"], result["message"]',
         '    if verdict == "fixed":',

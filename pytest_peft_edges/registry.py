@@ -108,38 +108,34 @@ def check(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
 
 
 def type_error(value: Any, annotation: Any) -> str | None:
-    """Why ``value`` does not fit ``annotation``, or None when it does."""
+    """Why ``value`` does not fit ``annotation`` ("expected ..., got ..."), or None when it does."""
     if annotation is Any:
         return None
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
     if origin in (typing.Union, getattr(__import__("types"), "UnionType", ())):
-        reasons = [type_error(value, option) for option in args]
-        if any(reason is None for reason in reasons):
+        if any(type_error(value, option) is None for option in args):
             return None
-        return "expected " + " or ".join(_name(option) for option in args)
+        return _mismatch(" or ".join(_name(option) for option in args), value)
     if origin is typing.Literal:
-        return None if value in args else f"expected one of {list(args)}"
+        return None if value in args else _mismatch(f"one of {list(args)}", value)
     if annotation is type(None):
-        return None if value is None else "expected null"
-    if annotation is float:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        return None if ok else "expected a number"
-    if annotation is int:
-        ok = isinstance(value, int) and not isinstance(value, bool)
-        return None if ok else "expected an integer"
+        return None if value is None else _mismatch("null", value)
+    if annotation in (int, float):
+        ok = isinstance(value, (int, float) if annotation is float else int) and not isinstance(value, bool)
+        return None if ok else _mismatch(_name(annotation), value)
     if annotation in (str, bool):
-        return None if isinstance(value, annotation) else f"expected {_name(annotation)}"
+        return None if isinstance(value, annotation) else _mismatch(_name(annotation), value)
     if origin is list or annotation is list:
         if not isinstance(value, list):
-            return f"expected {_name(annotation)}"
-        for item in value:
+            return _mismatch(_name(annotation), value)
+        for index, item in enumerate(value):
             if args and (reason := type_error(item, args[0])):
-                return f"in list: {reason}"
+                return f"item {index}: {reason}"
         return None
     if origin is dict or annotation is dict:
         if not isinstance(value, dict):
-            return f"expected {_name(annotation)}"
+            return _mismatch(_name(annotation), value)
         for key, item in value.items():
             if args and (reason := type_error(key, args[0])):
                 return f"key {key!r}: {reason}"
@@ -147,6 +143,19 @@ def type_error(value: Any, annotation: Any) -> str | None:
                 return f"value of {key!r}: {reason}"
         return None
     return None
+
+
+def _mismatch(expected: str, value: Any) -> str:
+    return f"expected {expected}, got {kind_of(value)}"
+
+
+def kind_of(value: Any) -> str:
+    """What a YAML value is, for error messages: ``an integer (3)``, ``a list``, ``null``."""
+    if value is None:
+        return "null"
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}.get(
+        type(value), "a list" if isinstance(value, list) else "a mapping" if isinstance(value, dict) else type(value).__name__
+    ) + (f" ({value!r})" if isinstance(value, (bool, int, float, str)) and len(repr(value)) < 40 else "")
 
 
 def _name(annotation: Any) -> str:

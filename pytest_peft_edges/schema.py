@@ -12,14 +12,14 @@ from typing import Any
 
 import yaml
 
-from . import registry, versions
+from . import registry, standalone, versions
 from .architectures import HEADS, default_head
 from .yaml_lines import LineDict, LineList, load_documents
 
 NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
 FIELD_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,79}$")
-CASE_KEYS = {"id", "title", "description", "upstream", "tags", "requires", "hash_seeds", "model", "steps", "expect",
+CASE_KEYS = {"id", "title", "description", "upstream", "tags", "requires", "set_order", "model", "steps", "expect",
              "known_bugs"}
 MODEL_KEYS = {"architecture", "head", "seed", "config"}
 STEP_META = {"op", "id", "when", "raises"}
@@ -133,7 +133,7 @@ class Case:
     upstream: Upstream
     tags: tuple[str, ...]
     requires: dict[str, str]
-    hash_seeds: tuple[int, ...]
+    set_order: tuple[str, ...]
     model: ModelSpec | None
     steps: tuple[StepSpec, ...]
     expect: tuple[CheckSpec, ...]
@@ -148,6 +148,13 @@ class Case:
     def applies(self, stack: dict[str, str | None] | None = None) -> bool:
         """False when the installed versions lack what the case needs (``requires``)."""
         return versions.matches(self.requires, stack)
+
+    def renamed(self, renaming: dict[str, str]) -> Case:
+        """This case with every string field equal to a key of ``renaming`` replaced (see ``set_order``)."""
+        model = self.model and dataclasses.replace(self.model, config=standalone.renamed(self.model.config, renaming))
+        steps = tuple(dataclasses.replace(s, fields=standalone.renamed(s.fields, renaming)) for s in self.steps)
+        expect = tuple(dataclasses.replace(c, fields=standalone.renamed(c.fields, renaming)) for c in self.expect)
+        return dataclasses.replace(self, model=model, steps=steps, expect=expect)
 
     def bugs_in_range(self, stack: dict[str, str | None] | None = None) -> list[KnownBug]:
         return [bug for bug in self.known_bugs if bug.affects(stack)]
@@ -172,7 +179,7 @@ class _Reader:
 
     def mapping(self, value: Any, line: int, field: str, allowed: set[str], required: frozenset[str] | set[str] = frozenset()) -> LineDict:
         if not isinstance(value, dict):
-            raise self.fail(line, field or "case", f"expected a mapping, got {_kind(value)}")
+            raise self.fail(line, field or "case", f"expected a mapping, got {registry.kind_of(value)}")
         for key in value:
             if key not in allowed:
                 hint = _close(str(key), allowed)
@@ -188,7 +195,7 @@ class _Reader:
         value = parent[key]
         reason = registry.type_error(value, annotation)
         if reason:
-            raise self.fail(parent.line_of(key), _join(field, key), f"{reason}, got {_kind(value)}")
+            raise self.fail(parent.line_of(key), _join(field, key), reason)
         self.bounded(value, parent.line_of(key), _join(field, key))
         return value
 
@@ -250,10 +257,13 @@ class _Reader:
         expect = self.checks(doc, names, {step.id for step in steps})
         bugs = self.known_bugs(doc, {s.id for s in steps}, {c.id for c in expect})
         requires = self.ranges(doc, "requires", "")
-        hash_seeds = tuple(self.typed(doc, "hash_seeds", "", list[int], []))
-        if any(not 0 <= seed <= 4294967295 for seed in hash_seeds) or len(hash_seeds) > 8:
-            raise self.fail(doc.line_of("hash_seeds"), "hash_seeds", "at most 8 seeds, each 0..4294967295")
-        return Case(case_id, title, description, self.upstream(doc, "upstream", ""), tags, requires, hash_seeds, model,
+        set_order = tuple(self.typed(doc, "set_order", "", list[str], []))
+        if set_order and not (2 <= len(set(set_order)) == len(set_order) <= 4 and all(set_order)):
+            raise self.fail(doc.line_of("set_order"), "set_order", "2 to 4 distinct, non-empty names")
+        if names & set(set_order):
+            raise self.fail(doc.line_of("set_order"), "set_order",
+                            f"{sorted(names & set(set_order))[0]!r} also names an object: set_order renames module names")
+        return Case(case_id, title, description, self.upstream(doc, "upstream", ""), tags, requires, set_order, model,
                     steps, expect, bugs, self.path, doc.line)
 
     def model(self, doc: LineDict) -> ModelSpec | None:
@@ -312,7 +322,7 @@ class _Reader:
         line = entries.line_of(index)
         entry = entries[index]
         if not isinstance(entry, dict):
-            raise self.fail(line, field, f"expected a mapping with {key!r}, got {_kind(entry)}")
+            raise self.fail(line, field, f"expected a mapping with {key!r}, got {registry.kind_of(entry)}")
         if key not in entry:
             raise self.fail(line, _join(field, key), "required field is missing")
         name = entry[key]
@@ -336,7 +346,7 @@ class _Reader:
                                 f"fields: {', '.join(allowed) or 'none'}")
             reason = registry.type_error(value, param.annotation)
             if reason:
-                raise self.fail(line, _join(field, key), f"{reason}, got {_kind(value)}")
+                raise self.fail(line, _join(field, key), reason)
             self.bounded(value, line, _join(field, key))
             if param.role == "ref" and not all(FIELD_PATTERN.match(part) for part in str(value).split(".")[1:]):
                 raise self.fail(line, _join(field, key), f"{value!r}: a field after '.' must be a plain public name")
@@ -406,14 +416,6 @@ class _Reader:
 
 def _join(field: str, key: Any) -> str:
     return f"{field}.{key}" if field else str(key)
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}.get(
-        type(value), "a list" if isinstance(value, list) else "a mapping" if isinstance(value, dict) else type(value).__name__
-    ) + (f" ({value!r})" if isinstance(value, (bool, int, float, str)) and len(repr(value)) < 40 else "")
 
 
 def _close(word: str, options: Any) -> str:

@@ -439,6 +439,62 @@ def _short(value):
     return text if len(text) <= 200 else text[:197] + "..."
 
 
+# Set order: a bug that depends on the iteration order of a set of names, checked in every order. ----
+
+def set_order_renamings(names, tries=10_000):
+    """For each iteration order of ``set(names)``: ``(order, renaming)``, with ``renaming`` mapping every
+    name to the name that makes a set built from the list iterate in that order in this interpreter.
+
+    The order of a set of strings follows their hashes, fixed per interpreter by PYTHONHASHSEED. Instead
+    of one interpreter per seed, the names get a common prefix ("" first, then "v1_", "v2_", ...) until
+    every order has shown up: a common prefix keeps the relation that matters for such bugs (one name
+    starting with another). Orders come in ``itertools.permutations`` order, the same in every process.
+    """
+    import itertools
+
+    orders = list(itertools.permutations(names))
+    found = {}
+    for attempt in range(tries):
+        prefix = f"v{attempt}_" if attempt else ""
+        order = tuple(name[len(prefix):] for name in set(prefix + name for name in names))
+        found.setdefault(order, {name: prefix + name for name in names})
+        if len(found) == len(orders):
+            return [(order, found[order]) for order in orders]
+    missing = [order for order in orders if order not in found]
+    raise CaseError(f"no renaming of {list(names)} iterates as {list(missing[0])} in {tries} tries")
+
+
+def set_order_label(order, renaming):
+    """``set order lin10, lin1`` and, when renamed, ``(as v1_lin10, v1_lin1)``."""
+    label = "set order " + ", ".join(order)
+    if any(renaming[name] != name for name in order):
+        label += " (as " + ", ".join(renaming[name] for name in order) + ")"
+    return label
+
+
+def failures_per_set_order(names, run):
+    """Run the case once per iteration order of ``set(names)``: ``run(renaming, index)`` returns the
+    failure records of one run. The failures of the first failing order, labelled with that order."""
+    for index, (order, renaming) in enumerate(set_order_renamings(names)):
+        failures = run(renaming, index)
+        if failures:
+            label = set_order_label(order, renaming)
+            return [{**failure, "message": f"[{label}] {failure['message']}"} for failure in failures]
+    return []
+
+
+def renamed(value, renaming):
+    """``value`` with every string equal to a key of ``renaming`` replaced (through lists and dicts)."""
+    if isinstance(value, str):
+        return renaming.get(value, value)
+    if isinstance(value, dict):
+        return {renamed(key, renaming): renamed(item, renaming) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        items = [renamed(item, renaming) for item in value]
+        return tuple(items) if isinstance(value, tuple) else items
+    return value
+
+
 # Verdicts: the same judgement for the plugin and for exported scripts. ---------------------------
 
 def in_ranges(ranges, versions):

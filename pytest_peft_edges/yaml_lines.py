@@ -38,7 +38,7 @@ class DuplicateKey(yaml.MarkedYAMLError):
     """A mapping repeats a key (PyYAML would silently keep the last one)."""
 
 
-class _LineLoader(yaml.SafeLoader):
+class _LineLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml's parser when built with it
     pass
 
 

@@ -63,6 +63,12 @@ MALFORMED = {
                               "wrong-field-type.yaml:5: steps[0].seed: expected an integer, got a string ('one')"),
     "path-escape.yaml": (HEAD.format(id="path-escape") + "steps:\n  - {op: get_peft_model}\n  - {op: save_pretrained, dir: ../../etc}\n",
                          "path-escape.yaml:6: steps[1].dir: '../../etc' is not a plain name"),
+    "set-order-one.yaml": (HEAD.format(id="set-order-one") + "set_order: [lin1]\nsteps: [{op: unload}]\n",
+                           "set-order-one.yaml:4: set_order: 2 to 4 distinct, non-empty names"),
+    "set-order-type.yaml": (HEAD.format(id="set-order-type") + "set_order: [1, 10]\nsteps: [{op: unload}]\n",
+                            "set-order-type.yaml:4: set_order: item 0: expected a string, got an integer (1)"),
+    "set-order-object.yaml": (HEAD.format(id="set-order-object") + "set_order: [base, lin1]\nsteps: [{op: unload}]\n",
+                              "set-order-object.yaml:4: set_order: 'base' also names an object"),
     "duplicate-id.yaml": (GOOD, "duplicate-id.yaml:1: id: duplicate case id 'good'; first defined at"),
 }
 

@@ -38,14 +38,11 @@ def run_catalogue(pytester, name, *extra, subprocess_run=False):
 def test_verdicts_do_not_depend_on_order_repetition_or_xdist(pytester, monkeypatch):
     first = run_catalogue(pytester, "run1")
     assert first and set(first.values()) <= {"fixed", "reproduced", "skipped"}
-    # The hash-seed case runs in subprocesses with pinned seeds; the in-process reruns leave it out.
-    in_process = {k: v for k, v in first.items() if k != "modules-to-save-prefix-names"}
-    skip_hash = ("-k", "not modules-to-save-prefix-names")
-    assert run_catalogue(pytester, "run2", *skip_hash) == in_process
-    assert run_catalogue(pytester, "run3", *skip_hash) == in_process
+    assert run_catalogue(pytester, "run2") == first
+    assert run_catalogue(pytester, "run3") == first
     for order in ("reversed", "random"):
         pytester.makeconftest(REORDER.format(order=order))
-        assert run_catalogue(pytester, order, *skip_hash) == in_process, order
+        assert run_catalogue(pytester, order) == first, order
     pytester.makeconftest("")
     monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
     assert run_catalogue(pytester, "xdist", "-p", "xdist", "-n", "2", subprocess_run=True) == first
