@@ -20,7 +20,7 @@ from pathlib import Path
 
 from . import checks as _checks  # noqa: F401  (registers the checks)
 from . import steps as _steps  # noqa: F401  (registers the steps)
-from . import standalone, versions
+from . import gc_freeze, standalone, versions
 from .context import Context
 from .registry import CHECKS, STEPS
 from .schema import Case, KnownBug
@@ -98,8 +98,9 @@ def peft_import_error() -> str | None:
     """Why ``import peft`` fails on this stack (a known bug of some pairs), or None; checked once."""
     if not _IMPORT_ERROR:
         try:
-            import torch.distributed.tensor  # noqa: F401  (old transformers + new peft need it first)
-            import peft  # noqa: F401
+            with gc_freeze.heavy_imports():
+                import torch.distributed.tensor  # noqa: F401  (old transformers + new peft need it first)
+                import peft  # noqa: F401
         except ImportError as exc:
             _IMPORT_ERROR.append(f"{type(exc).__name__}: {exc}")
         else:

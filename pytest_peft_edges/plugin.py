@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import pytest
 
-from . import reporting
+from . import gc_freeze
 from .offline import enforce_offline
 
 if TYPE_CHECKING:
@@ -63,6 +63,7 @@ def cases_in_use(config: pytest.Config) -> bool:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "peft_edges_case(id): a pytest-peft-edges YAML case")
     config.stash[_OFFLINE_KEY] = enforce_offline()
+    gc_freeze.register_freeze_at_exit()
     known = config.option.peft_edges_known or config.getini("peft_edges_known")
     if known not in KNOWN_MODES:
         raise pytest.UsageError(f"peft_edges_known must be one of {', '.join(KNOWN_MODES)}, not {known!r}")
@@ -76,7 +77,9 @@ def pytest_configure(config: pytest.Config) -> None:
         config.args[:] = [module]  # `pytest --peft-edges` runs the catalogue, not the whole repo
     elif (asked or not explicit) and module not in config.args:
         config.args.append(module)
-    config.pluginmanager.register(reporting.VerdictReporter(config), "peft_edges_reporter")
+    from .reporting import VerdictReporter
+
+    config.pluginmanager.register(VerdictReporter(config), "peft_edges_reporter")
 
 
 _OFFLINE_KEY = pytest.StashKey[dict]()
@@ -112,6 +115,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 @pytest.fixture
 def peft_edges_case(request: pytest.FixtureRequest) -> Any:
     """The validated YAML case of this test id; a malformed case errors here with file, line and field."""
+    from . import reporting
     from .schema import MalformedCase
 
     case = request.param
@@ -126,6 +130,8 @@ def peft_edges_judge(request: pytest.FixtureRequest, tmp_path: Path) -> Callable
     """Run a case in ``tmp_path`` and turn its verdict into pass, strict xfail, or a failure with the reason."""
 
     def judge(case: Any) -> None:
+        from . import reporting
+
         option = request.config.option
         export_dir = option.peft_edges_export_failures
         if export_dir is not None:
@@ -138,7 +144,10 @@ def peft_edges_judge(request: pytest.FixtureRequest, tmp_path: Path) -> Callable
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     report = yield
-    reporting.add_section(item, report)
+    if "peft_edges_judge" in getattr(item, "fixturenames", ()):  # only cases carry a verdict section
+        from . import reporting
+
+        reporting.add_section(item, report)
     return report
 
 

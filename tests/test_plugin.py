@@ -81,3 +81,4 @@ def test_bad_known_mode_is_a_usage_error(pytester):
     result = pytester.runpytest("-p", "peft_edges")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*peft_edges_known must be one of xfail, fail, skip*"])
+
