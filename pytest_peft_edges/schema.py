@@ -435,8 +435,6 @@ def read_case_file(path: Path) -> list[Case | MalformedCase]:
     try:
         raw = path.read_bytes()
         text = raw.decode("utf-8")
-    except IsADirectoryError:
-        return [MalformedCase(malformed_id, CaseFormatError(shown, 0, "file", "is a directory, not a case file"))]
     except UnicodeDecodeError as exc:
         return [MalformedCase(malformed_id, CaseFormatError(shown, 1, "file", f"not UTF-8 text ({exc.reason} at byte {exc.start})"))]
     except OSError as exc:
@@ -479,7 +477,11 @@ def load_cases(paths: list[Path]) -> list[Case | MalformedCase]:
         if not path.exists():
             found.append(MalformedCase(f"malformed-{path.stem or 'path'}", CaseFormatError(path, 0, "path", "does not exist")))
             continue
-        for file in case_files(path):
+        files = case_files(path)
+        if not files:
+            found.append(MalformedCase(f"malformed-{path.name or 'path'}", CaseFormatError(
+                path, 0, "path", "is a directory without *.yaml/*.yml case files")))
+        for file in files:
             found.extend(read_case_file(file))
     result: list[Case | MalformedCase] = []
     owners: dict[str, Case] = {}

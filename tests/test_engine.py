@@ -131,11 +131,11 @@ def test_example_cases_in_the_repo(pytester):
         "example-lora-round-trip": "fixed", "example-untrained-adapter-is-a-no-op": "reproduced"}
 
 
-def test_no_case_found_is_a_skip_not_an_empty_run(pytester):
+def test_a_case_directory_without_cases_is_an_error_not_an_empty_run(pytester):
     (pytester.path / "empty").mkdir()
-    result = pytester.runpytest("-p", "peft_edges", "--peft-edges-cases", "empty", "-rs")
-    result.assert_outcomes(skipped=1)
-    result.stdout.fnmatch_lines(["*no peft-edges case found*"])
+    result = pytester.runpytest("-p", "peft_edges", "--peft-edges-cases", "empty", "-rE")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*empty:0: path: is a directory without *.yaml/*.yml case files*"])
 
 
 def test_step_when_and_expected_raise(pytester, write_case):

@@ -80,14 +80,16 @@ def test_each_malformed_case_is_one_clear_error(pytester):
     for name, (text, _expected) in MALFORMED.items():
         (cases / name).write_text(text)
     (cases / "binary.yaml").write_bytes(b"\x00\xff\xfe binary")
+    (pytester.path / "no-cases-here").mkdir()
     result = pytester.runpytest("-p", "peft_edges", "--peft-edges-cases", "cases", "--peft-edges-cases", "nowhere",
-                                "-rE")
-    result.assert_outcomes(passed=1, errors=len(MALFORMED) + 2)
+                                "--peft-edges-cases", "no-cases-here", "-rE")
+    result.assert_outcomes(passed=1, errors=len(MALFORMED) + 3)
     out = result.stdout.str()
     for name, (_text, expected) in MALFORMED.items():
         assert expected in out, f"{name}: {expected!r} not in output"
     assert "binary.yaml:1: file: not UTF-8 text" in out
     assert "nowhere:0: path: does not exist" in out
+    assert "no-cases-here:0: path: is a directory without *.yaml/*.yml case files" in out
     assert "Traceback" not in out and "yaml_lines.py" not in out and "schema.py" not in out
     assert "pwned" not in out.replace("echo pwned", "")
 
