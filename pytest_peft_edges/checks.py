@@ -1,27 +1,24 @@
-"""The checks a case's ``expect`` may run, one registered function each; a failed check raises CheckFailed.
+"""The checks a case's ``expect`` may run: each renders one line, ``fail(id, <what differs, or None>)``.
 
-Each check resolves its references and calls the shared implementation in :mod:`.standalone` (the same
-code exported scripts run). Default tolerances follow PEFT's own tests: 1e-5 for round trips
-(``allclose``), 1e-6 as the smallest change that counts as "differs".
+Like a step (:mod:`.steps`), a check is one function writing the code it stands for (``r.check``): an
+expression that is None when the fixed behaviour holds and otherwise says what differs, mostly a call
+of a check helper of :mod:`.helpers`.
+The engine records every failing check; an exported script collects them and judges at the end.
+Default tolerances follow PEFT's own tests: 1e-5 for round trips, 1e-6 as the smallest change that
+counts as "differs".
 """
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from .context import Context
+from .codegen import Render
 from .registry import Ref, Refs, StepRef, check
 
 
-def _impl() -> Any:
-    from . import standalone
-
-    return standalone
-
-
 @check("allclose")
-def allclose(ctx: Context, a: Ref, b: Ref, atol: float = 1e-5, rtol: float = 1e-5) -> None:
-    """Every tensor of snapshot ``a`` is close to the one of the same name in ``b``.
+def allclose(r: Render, a: Ref, b: Ref, atol: float = 1e-5, rtol: float = 1e-5) -> None:
+    """Every tensor of snapshot ``a`` is close to the one of the same name in ``b`` (``torch.allclose``).
 
     Example::
 
@@ -30,11 +27,12 @@ def allclose(ctx: Context, a: Ref, b: Ref, atol: float = 1e-5, rtol: float = 1e-
           b: out_trained
           atol: 1e-5
     """
-    _impl().check_allclose(ctx.get(a), ctx.get(b), atol, rtol, (a, b))
+    r.check(f"{r.helper('differs')}({r.ref(a)}, {r.ref(b)}, atol={atol!r}, rtol={rtol!r}, names=({a!r}, {b!r}))")
+
 
 
 @check("equal")
-def equal(ctx: Context, a: Ref, b: Ref) -> None:
+def equal(r: Render, a: Ref, b: Ref) -> None:
     """Snapshots ``a`` and ``b`` are bit-identical (tensors), or equal (lists, strings, numbers).
 
     Example::
@@ -43,11 +41,12 @@ def equal(ctx: Context, a: Ref, b: Ref) -> None:
           a: lora_saved
           b: lora_loaded
     """
-    _impl().check_equal(ctx.get(a), ctx.get(b), (a, b))
+    r.check(f"{r.helper('differs')}({r.ref(a)}, {r.ref(b)}, names=({a!r}, {b!r}))")
+
 
 
 @check("differ")
-def differ(ctx: Context, a: Ref, b: Ref, atol: float = 1e-6) -> None:
+def differ(r: Render, a: Ref, b: Ref, atol: float = 1e-6) -> None:
     """Snapshots ``a`` and ``b`` differ somewhere by more than ``atol`` (e.g. merged model vs base).
 
     Example::
@@ -56,11 +55,12 @@ def differ(ctx: Context, a: Ref, b: Ref, atol: float = 1e-6) -> None:
           a: merged_q
           b: base_q
     """
-    _impl().check_differ(ctx.get(a), ctx.get(b), atol, (a, b))
+    r.check(f"{r.helper('no_difference')}({r.ref(a)}, {r.ref(b)}, atol={atol!r}, names=({a!r}, {b!r}))")
+
 
 
 @check("combination")
-def combination(ctx: Context, terms: Refs, atol: float = 1e-5) -> None:
+def combination(r: Render, terms: Refs, atol: float = 1e-5) -> None:
     """``sum(coefficient * snapshot)`` over ``terms`` is zero within ``atol``, tensor by tensor.
 
     Use it for the arithmetic of merges: a weighted adapter's delta against the deltas it combines.
@@ -71,13 +71,13 @@ def combination(ctx: Context, terms: Refs, atol: float = 1e-5) -> None:
           terms: {delta_negated: 1.0, delta_other: 1.0}
           atol: 1e-6
     """
-    for name in terms:
-        ctx.get(name)
-    _impl().check_combination([(coef, ctx.get(name)) for name, coef in terms.items()], atol, list(terms))
+    parts = ", ".join(f"{name!r}: ({float(coef)!r}, {r.ref(name)})" for name, coef in terms.items())
+    r.check(f"{r.helper('nonzero_sum')}({{{parts}}}, atol={atol!r})")
+
 
 
 @check("same_set")
-def same_set(ctx: Context, a: Ref, b: Ref) -> None:
+def same_set(r: Render, a: Ref, b: Ref) -> None:
     """Two snapshots of names (``trainable`` or ``keys``) hold the same set.
 
     Example::
@@ -86,12 +86,15 @@ def same_set(ctx: Context, a: Ref, b: Ref) -> None:
           a: trainable_fresh
           b: trainable_reloaded
     """
-    _impl().check_same_set(ctx.get(a), ctx.get(b), (a, b))
+    r.check(f"{r.helper('set_difference')}({r.ref(a)}, {r.ref(b)}, names=({a!r}, {b!r}))")
+
 
 
 @check("keys")
-def keys(ctx: Context, of: Ref, pattern: str = ".*", expect: Literal["none", "some", "all"] = "none") -> None:
-    """How many names in ``of`` (a list, e.g. ``load2.unexpected``) match ``pattern``: none, some or all.
+def keys(r: Render, of: Ref, pattern: str = ".*", expect: Literal["none", "some", "all"] = "none") -> None:
+    """How many names in ``of`` (a list such as ``load2.unexpected``, or the keys of a state dict) match
+    ``pattern`` (``re.search``): none, some or all. The failure message lists the names that match
+    (``none``) or do not match (``all``).
 
     Example::
 
@@ -99,11 +102,19 @@ def keys(ctx: Context, of: Ref, pattern: str = ".*", expect: Literal["none", "so
           of: load2.unexpected
           expect: none
     """
-    _impl().check_keys(ctx.get(of), pattern, expect, of)
+    hits = f"[name for name in {r.ref(of)} if re.search({pattern!r}, name)]"
+    misses = f"[name for name in {r.ref(of)} if not re.search({pattern!r}, name)]"
+    if expect == "none":
+        r.check(f"{hits} or None")
+    elif expect == "some":
+        r.check(f"None if {hits} else {f'nothing in {of} matches /{pattern}/'!r}")
+    else:
+        r.check(f"{misses} or (None if {r.ref(of)} else {f'{of} is empty'!r})")
+
 
 
 @check("modules")
-def modules(ctx: Context, type: str, model: Ref = "peft", under: str = "",
+def modules(r: Render, type: str, model: Ref = "peft", under: str = "",
             expect: Literal["none", "some"] = "none") -> None:
     """Whether any submodule whose dotted path contains ``under`` is a ``type`` (a class name in its MRO).
 
@@ -114,11 +125,16 @@ def modules(ctx: Context, type: str, model: Ref = "peft", under: str = "",
           type: LoraLayer
           expect: none
     """
-    _impl().check_modules(ctx.get(model), type, under, expect)
+    found = f"{r.helper('modules_of_type')}({r.ref(model)}, {type!r}, {under!r})"
+    if expect == "none":
+        r.check(f"f'{{len(found)}} ' + {f'{type} module(s) under {under!r}: '!r} + f'{{found[:4]}}' if (found := {found}) else None")
+    else:
+        r.check(f"None if {found} else {f'no {type} module under {under!r}'!r}")
+
 
 
 @check("adapters")
-def adapters(ctx: Context, model: Ref = "peft", present: list[str] | None = None, absent: list[str] | None = None,
+def adapters(r: Render, model: Ref = "peft", present: list[str] | None = None, absent: list[str] | None = None,
              active: str | None = None) -> None:
     """Adapter names in ``model.peft_config``: which are present, absent, and which is active.
 
@@ -128,12 +144,18 @@ def adapters(ctx: Context, model: Ref = "peft", present: list[str] | None = None
           present: [first, second]
           active: second
     """
-    _impl().check_adapters(ctx.get(model), present, absent, active)
+    r.check(f"{r.helper('adapter_problem')}({r.ref(model)}, {r.lit(present or [])}, {r.lit(absent or [])}, {r.lit(active)})")
+
+
+
+LEVELS = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
 
 @check("warns")
-def warns(ctx: Context, step: StepRef, match: str, category: str = "Warning") -> None:
-    """Step ``step`` emitted a warning (or a peft/transformers log record: category ``log``) matching ``match``.
+def warns(r: Render, step: StepRef, match: str, category: str = "Warning", level: LEVELS = "WARNING") -> None:
+    """Step ``step`` emitted a warning (or a peft/transformers log record: category ``log``, at ``level``
+    or above) whose message matches ``match`` (``re.search``). ``category`` is a class name in the
+    warning's MRO, ``log``, or ``log.INFO`` (a record of exactly that level).
 
     Example::
 
@@ -142,12 +164,15 @@ def warns(ctx: Context, step: StepRef, match: str, category: str = "Warning") ->
           category: UserWarning
           match: 'Found missing adapter keys'
     """
-    _impl().check_warns(ctx.records(step), match, category, step)
+    seen = r.captured(step)
+    r.check(f"None if {r.helper('emitted')}({seen}, {category!r}, {match!r}) else "
+            f"{f'step {step!r} emitted no {category} matching /{match}/; it emitted: '!r} + str({r.helper('emitted')}({seen}, {category!r})[:5])")
+
 
 
 @check("no_warns")
-def no_warns(ctx: Context, step: StepRef, match: str = ".*", category: str = "Warning") -> None:
-    """Step ``step`` emitted no warning (or log record) of ``category`` matching ``match``.
+def no_warns(r: Render, step: StepRef, match: str = ".*", category: str = "Warning", level: LEVELS = "WARNING") -> None:
+    """Step ``step`` emitted no warning (or log record at ``level`` or above) of ``category`` matching ``match``.
 
     Example::
 
@@ -155,11 +180,12 @@ def no_warns(ctx: Context, step: StepRef, match: str = ".*", category: str = "Wa
           step: load
           match: 'missing adapter keys'
     """
-    _impl().check_no_warns(ctx.records(step), match, category, step)
+    r.check(f"{r.helper('emitted')}({r.captured(step)}, {category!r}, {match!r}) or None")
+
 
 
 @check("value")
-def value(ctx: Context, of: Ref, equals: Any) -> None:
+def value(r: Render, of: Ref, equals: Any) -> None:
     """A field of an object equals a plain value (e.g. ``of: peft.active_adapter``, ``equals: second``).
 
     Example::
@@ -168,4 +194,4 @@ def value(ctx: Context, of: Ref, equals: Any) -> None:
           of: peft.active_adapter
           equals: second
     """
-    _impl().check_value(ctx.get(of), equals, of)
+    r.check(f"None if {r.ref(of)} == {r.lit(equals)} else {of!r} + f' is {{{r.ref(of)}!r:.200}}, expected ' + {repr(r.lit(equals))}")

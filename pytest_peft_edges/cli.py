@@ -25,11 +25,11 @@ class UsageError(Exception):
     """A wrong id or option: one line on stderr, exit 2."""
 
 
-def _all_cases(extra: Sequence[str]) -> list[Any]:
+def _all_cases(extra: Sequence[str], catalogue: bool = True) -> list[Any]:
     from .plugin import bundled_cases_dir
     from .schema import load_cases
 
-    return load_cases([bundled_cases_dir(), *[Path(p) for p in extra]])
+    return load_cases(([bundled_cases_dir()] if catalogue else []) + [Path(p) for p in extra])
 
 
 def find_case(case_id: str, extra: Sequence[str] = ()) -> Any:
@@ -50,31 +50,67 @@ def find_case(case_id: str, extra: Sequence[str] = ()) -> Any:
 def cmd_list(args: argparse.Namespace) -> int:
     from .schema import Case
 
-    for case in _all_cases(args.cases):
+    cases = _all_cases(args.cases, catalogue=args.catalogue or not args.cases)
+    if not args.check:
+        for case in cases:
+            if not isinstance(case, Case):
+                print(f"{case.id}\n    MALFORMED: {case.error}")
+                continue
+            line = f"{case.id}\n    {case.title}\n    upstream: {', '.join(case.upstream.links()) or 'none'}"
+            for bug in case.known_bugs:
+                line += f"\n    known bug {bug.id}: {bug.range_label()}"
+            print(line)
+        return 0
+    return _check(cases)
+
+
+def _check(cases: list[Any]) -> int:
+    """``list --check``: a versions header, one line per case, the summary line; exit 1 on a bad verdict."""
+    from . import versions
+    from .schema import Case
+    from .verdicts import ACTIONS, Verdict
+
+    print(f"peft-edges: {versions.describe()}")
+    counts = {verdict: 0 for verdict in Verdict}
+    malformed = 0
+    for case in cases:
         if not isinstance(case, Case):
-            print(f"{case.id}\n    MALFORMED: {case.error}")
+            malformed += 1
+            print(f"{case.id}: MALFORMED — {case.error}")
             continue
-        line = f"{case.id}\n    {case.title}\n    upstream: {', '.join(case.upstream.links()) or 'none'}"
-        for bug in case.known_bugs:
-            line += f"\n    known bug {bug.id}: {bug.range_label()}"
-        if args.check:
-            line += f"\n    verdict: {run_one(case)}"
-        print(line)
-    return 0
+        verdict, message = run_one(case)
+        counts[verdict] += 1
+        print(f"{case.id}: {verdict.value}" + ("" if verdict is Verdict.FIXED else f" — {message}"))
+    stack = versions.stack()
+    print(f"peft-edges: peft {stack['peft']}, transformers {stack['transformers']}, torch {stack['torch']} — "
+          f"{sum(counts.values())} cases: {counts[Verdict.FIXED]} fixed, {counts[Verdict.REPRODUCED]} reproduced, "
+          f"{counts[Verdict.REGRESSED]} regressed, {counts[Verdict.RANGE_WRONG]} range-wrong, "
+          f"{counts[Verdict.ERROR]} errors" + (f", {counts[Verdict.SKIPPED]} skipped" if counts[Verdict.SKIPPED] else "")
+          + (f", {malformed} malformed" if malformed else ""))
+    bad = malformed or any(counts[verdict] for verdict in Verdict if ACTIONS[verdict].bad)
+    return 1 if bad else 0
 
 
-def run_one(case: Any) -> str:
-    """Run ``case`` on the installed versions (in a temporary directory) and return its verdict."""
+def _offline() -> None:
+    """This command's own process never reaches the Hub: the tiny models are built from config."""
+    import os
+
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HUB_DISABLE_TELEMETRY"):
+        os.environ.setdefault(name, "1")
+
+
+def run_one(case: Any) -> tuple[Any, str]:
+    """Run ``case`` on the installed versions in a temporary directory: ``(Verdict, message)``."""
     from .engine import judge, not_applicable, run_case
-    from .offline import enforce_offline
+    from .verdicts import Verdict
 
-    enforce_offline()
+    _offline()
     reason = not_applicable(case)
     if reason is not None:
-        return f"skipped — not applicable: {reason}"
+        return Verdict.SKIPPED, f"not applicable: {reason}"
     with tempfile.TemporaryDirectory(prefix="peft-edges-") as workdir:
-        verdict = judge(case, run_case(case, Path(workdir)))
-    return verdict.name if verdict.name == "fixed" else f"{verdict.name} — {verdict.message}"
+        judgement = judge(case, run_case(case, Path(workdir)))
+    return judgement.verdict, judgement.message
 
 
 def env_block() -> str:
@@ -110,7 +146,17 @@ def cmd_export(args: argparse.Namespace) -> int:
     from .export import render_issue, render_script
 
     case = find_case(args.case_id, args.cases)
-    text = render_script(case) if args.format == "script" else render_issue(case, env_block())
+    if args.format == "script":
+        text = render_script(case)
+    else:
+        from .engine import judge, not_applicable, run_case
+
+        _offline()
+        judgement = None
+        if not_applicable(case) is None:
+            with tempfile.TemporaryDirectory(prefix="peft-edges-") as workdir:
+                judgement = judge(case, run_case(case, Path(workdir)))
+        text = render_issue(case, env_block(), judgement)
     if args.output in (None, "-"):
         sys.stdout.write(text)
     else:
@@ -154,6 +200,7 @@ def cmd_docs(args: argparse.Namespace) -> int:
 
     if args.output:
         Path(args.output).write_text(render())
+        print(f"wrote {args.output}", file=sys.stderr)
     else:
         sys.stdout.write(render())
     return 0
@@ -166,7 +213,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     listing = sub.add_parser("list", help="list the cases with their upstream links and affected ranges")
     listing.add_argument("--check", action="store_true", help="also run each case and print its verdict")
-    listing.add_argument("--cases", action="append", default=[], metavar="PATH", help="extra YAML cases")
+    listing.add_argument("--cases", action="append", default=[], metavar="PATH",
+                         help="YAML cases to list/check (alone: only these; add --catalogue for the bundled ones)")
+    listing.add_argument("--catalogue", action="store_true", help="include the bundled catalogue beside --cases")
     listing.set_defaults(func=cmd_list)
 
     env = sub.add_parser("env", help="print the environment block for a bug report")

@@ -10,7 +10,7 @@ from typing import Any
 
 from . import registry
 from .architectures import HEADS
-from .engine import VERDICTS
+from .verdicts import Verdict
 from .versions import TRACKED
 
 HEADER = """# Writing cases
@@ -67,8 +67,8 @@ known_bugs:
 | `requires` | no | version ranges the case needs (e.g. an API that appeared later); outside them: `skipped` |
 | `set_order` | no | 2–4 module names whose iteration order in a Python set matters: the case runs once per order, in-process, with the names given a common prefix (`v1_lin1`, `v1_lin10`) where that is what yields the order; failures are labelled `[set order lin1, lin10 ...]`; the first failing order counts |
 | `model` | no | `{{architecture, head, seed, config}}`; built before the steps and named `base` |
-| `steps` | yes | ordered steps; the first failing step stops the case |
-| `expect` | no | checks, all run after the steps (only when every step succeeded) |
+| `steps` | yes | ordered steps; the first step that raises stops the case |
+| `expect` | no | checks, run after the steps (unless a step raised); every failing check is recorded |
 | `known_bugs` | no | recorded bugs: `{{id, summary, upstream, affected, fails}}` |
 
 Architectures and heads: {heads}.
@@ -90,7 +90,32 @@ Architectures and heads: {heads}.
 | field | meaning |
 |---|---|
 | `step` + `raises` + `match` | the step raises this exception type (any class in its MRO), message matching the regex |
+| `step` + `raises: CaseError` + `match` | the step hits a case error (below) that the bug causes, e.g. a `perturb` pattern that matches nothing because the bug removed the wrapper it names |
 | `check` (+ `match`) | this check (or a step's `raises`) fails, its message matching the regex |
+
+A bug is `reproduced` only when every failure of the run matches one of its `fails` entries (list as many
+as the bug causes: every failing check is recorded, not only the first).
+
+## How a case runs
+
+Every step and check is one function of the package that renders the few lines of plain Python it
+stands for. The plugin runs exactly those lines; `peft-edges export ID` prints them as a standalone
+script, so the script behaves like the plugin by construction. Values from YAML only ever become Python
+literals; no text of a case is evaluated.
+
+- Each case starts with torch's global RNG seeded to 0 (inside `torch.random.fork_rng`: the session's
+  RNG is left alone), so adapter initialisation, and every message, is the same on every run, in any
+  order and under `-n 2`. `build_model` seeds with its own `seed` first: every architecture is
+  bit-identical per seed (the `tiny_model` fixture builds the same weights).
+- `pattern`, `match` and the keys of `rename` are regular expressions applied with `re.search` (anchor
+  with `^`/`$` where it matters); `rename` values are `re.sub` replacements.
+- A **case error** is a mistake of the case found while it runs, never a bug of peft: a `perturb` or
+  snapshot pattern that matches nothing, a comparison of two snapshots of which one is empty, a name
+  an earlier step did not make. It makes the verdict `error` unless a known bug in range records it
+  (`raises: CaseError`).
+- Warnings and log records: a `warns`/`no_warns` check makes its step capture them; with `category:
+  log` (or `log.INFO`) peft's and transformers' log records from `level` up are captured as well
+  (peft <= 0.14 logs some warnings at INFO).
 
 ## Verdicts
 
@@ -141,7 +166,7 @@ def render() -> str:
     from . import checks, steps  # noqa: F401  (register)
 
     heads = "; ".join(f"`{arch}`: {', '.join(f'`{h}`' for h in heads)}" for arch, heads in HEADS.items())
-    text = HEADER.format(heads=heads, verdicts=", ".join(f"`{v}`" for v in VERDICTS), tracked=", ".join(TRACKED))
+    text = HEADER.format(heads=heads, verdicts=", ".join(f"`{v.value}`" for v in Verdict), tracked=", ".join(TRACKED))
     lines = [text.rstrip(), ""] + _section("step", registry.STEPS) + _section("check", registry.CHECKS)
     return "\n".join(lines).rstrip() + "\n"
 

@@ -1,94 +1,143 @@
-"""Run a case and judge the outcome against its known bugs: the verdict.
+"""Run a case: execute the code its steps and checks render (:mod:`.codegen`), record how it departs
+from the fixed behaviour, and judge that against its known bugs (:mod:`.verdicts`).
 
-Verdicts:
-- ``fixed``: no known bug's range holds the installed versions, and every step and check passed.
-- ``reproduced``: a known bug's range holds the installed versions and the case failed exactly the
-  recorded way (every failure matches a recorded failure of a bug in range).
-- ``range-wrong``: a known bug's range holds the installed versions, but the case passed.
-- ``regressed``: outside every range, a check failed or a recorded failure showed up.
-- ``error``: an unrecorded exception, a failure other than the recorded one inside a range, or a
-  malformed case.
-- ``skipped``: not run (``--peft-edges-known=skip`` on an affected stack).
+The code run here is the code ``peft-edges export`` prints. Steps run in order and the first step that
+raises stops the case; a step whose fixed behaviour is to raise and did not counts as a failed check.
+Then every check runs and every failing check is recorded. The case runs with torch's global RNG seeded to 0 inside ``torch.random.fork_rng``: adapter
+initialisation is the same on every run, and the caller's RNG state is left as it was.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Any
+import traceback
+import warnings
 from pathlib import Path
+from typing import Any
 
-from . import checks as _checks  # noqa: F401  (registers the checks)
-from . import steps as _steps  # noqa: F401  (registers the steps)
-from . import gc_freeze, standalone, versions
-from .context import Context
-from .registry import CHECKS, STEPS
-from .schema import Case, KnownBug
+from . import codegen, gc_freeze, helpers, versions
+from .schema import Case
+from .verdicts import Failure, Judgement, judge as judge_failures
 
-VERDICTS = ("fixed", "reproduced", "regressed", "range-wrong", "error", "skipped")
+# Re-exported for callers that judge (the plugin's reporting, the CLI).
+__all__ = ["Outcome", "run_case", "judge", "not_applicable", "peft_import_error"]
+
+
+class CheckFailed(AssertionError):
+    """A check (or a step that should have raised) found behaviour other than the fixed one."""
 
 
 @dataclasses.dataclass(frozen=True)
 class Outcome:
-    """What running a case produced: failure records (see :class:`standalone.Recorder`) in order."""
+    """What running a case produced: its failures in order, and how long it took."""
 
-    failures: tuple[dict[str, Any], ...]
+    failures: tuple[Failure, ...]
     duration_s: float
 
 
-@dataclasses.dataclass(frozen=True)
-class Verdict:
-    """The judged outcome of one case on the installed versions."""
+def _fail(check_id: str, problem: str | None) -> None:
+    """``fail(id, problem)`` of the rendered code: a check failed when ``problem`` is not None."""
+    if problem is not None:
+        raise CheckFailed(str(problem))
 
-    name: str
-    message: str
-    bug: KnownBug | None = None
-    failure: dict[str, Any] | None = None
+
+def _exception_failure(at: str, exc: BaseException) -> Failure:
+    kind = "case" if isinstance(exc, helpers.CaseError) else "exception"
+    frames = traceback.extract_tb(exc.__traceback__)[-3:]
+    where = "; ".join(f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno} in {frame.name}" for frame in frames)
+    return Failure(at, kind, tuple(cls.__name__ for cls in type(exc).__mro__ if cls is not object),
+                   str(exc).strip() or type(exc).__name__, where)
+
+
+def namespace(workdir: Path, renaming: dict[str, str] | None = None) -> dict[str, Any]:
+    """The globals the rendered code runs in: the libraries, the helpers, ``WORKDIR``, ``N`` and ``fail``."""
+    import json
+    import pathlib
+    import re
+
+    import safetensors.torch
+    import torch
+    import transformers
+
+    ns: dict[str, Any] = {name: getattr(helpers, name) for name in dir(helpers) if not name.startswith("__")}
+    ns.update({"torch": torch, "transformers": transformers, "re": re, "pathlib": pathlib, "warnings": warnings,
+               "json": json, "safetensors": safetensors,
+               "WORKDIR": workdir,
+               "N": dict(renaming or {}), "fail": _fail, "__name__": "peft_edges_case"})
+    if peft_import_error() is None:
+        import peft
+
+        ns["peft"] = peft
+    return ns
 
 
 def run_case(case: Case, workdir: Path, stack: dict[str, str | None] | None = None) -> Outcome:
-    """Run ``case`` in ``workdir``: steps in order (stop at the first failure), then every check.
+    """Run ``case`` in ``workdir`` (its private directory) and return its failures.
 
-    A case with ``set_order`` runs once per iteration order of a set of those names, in this process
-    (see :func:`standalone.failures_per_set_order`); the failures of the first failing order count.
+    A case with ``set_order`` runs once per iteration order of a set of those names, in this process;
+    the failures of the first failing order count, labelled with that order.
     """
     stack = versions.stack() if stack is None else stack
     start = time.perf_counter()
-    if case.set_order:
-        def run(renaming: dict[str, str], index: int) -> list[dict[str, Any]]:
+    try:
+        program = codegen.program(case)
+    except (ValueError, KeyError) as exc:
+        return Outcome((Failure("render", "case", ("CaseError",), f"cannot render the case: {exc}"),),
+                       time.perf_counter() - start)
+    if not case.set_order:
+        failures = _run_once(program, workdir, stack, {})
+    else:
+        def run(renaming: dict[str, str], index: int) -> list[Failure]:
             order_dir = workdir / f"set-order-{index}"
             order_dir.mkdir(parents=True, exist_ok=True)
-            return _run_once(case.renamed(renaming), order_dir, stack)
+            return _run_once(program, order_dir, stack, renaming)
 
-        failures = standalone.failures_per_set_order(case.set_order, run)
-    else:
-        failures = _run_once(case, workdir, stack)
+        failures = failures_per_set_order(list(case.set_order), run)
     return Outcome(tuple(failures), time.perf_counter() - start)
 
 
-def _run_once(case: Case, workdir: Path, stack: dict[str, str | None]) -> list[dict[str, Any]]:
-    recorder = standalone.Recorder()
-    ctx = Context(workdir, recorder)
-    try:
-        if case.model is not None:
-            with recorder.step("model"):
-                STEPS["build_model"].call(ctx, {"as": "base", "architecture": case.model.architecture,
-                                                "head": case.model.head, "seed": case.model.seed,
-                                                "config": case.model.config})
-        for spec in case.steps:
-            if spec.when and not versions.matches(spec.when, stack):
+def failures_per_set_order(names: list[str], run: Any) -> list[Failure]:
+    """Run once per iteration order of ``set(names)`` (``run(renaming, index)`` returns the failures of one
+    run): the failures of the first failing order, labelled with that order."""
+    for index, (order, renaming) in enumerate(helpers.set_order_renamings(names)):
+        failures = run(renaming, index)
+        if failures:
+            label = helpers.set_order_label(order, renaming)
+            return [dataclasses.replace(f, message=f"[{label}] {f.message}") for f in failures]
+    return []
+
+
+def _run_once(program: codegen.Program, workdir: Path, stack: dict[str, str | None],
+              renaming: dict[str, str]) -> list[Failure]:
+    import torch
+
+    failures: list[Failure] = []
+    # warnings of the library under test stay inside the case (a `warns` check captures its own)
+    with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.manual_seed(0)
+        ns = namespace(workdir, renaming)
+        for block in program.steps:
+            if block.when and not versions.matches(block.when, stack):
                 continue
-            raises = (spec.raises.type, spec.raises.match) if spec.raises else None
-            with recorder.step(spec.id, raises):
-                STEPS[spec.op].call(ctx, spec.fields)
-    except standalone.StopCase:
-        pass
-    if not recorder.failures:
-        for check_spec in case.expect:
-            if check_spec.when and not versions.matches(check_spec.when, stack):
+            try:
+                exec(compile("\n".join(block.code()), f"<{program.case.id}: {block.id}>", "exec"), ns)  # noqa: S102
+            except CheckFailed as exc:  # a step whose fixed behaviour is to raise did not
+                failures.append(Failure(block.id, "check", ("CheckFailed",), str(exc)))
+            except Exception as exc:  # noqa: BLE001 - any exception of the library under test
+                failures.append(_exception_failure(block.id, exc))
+                return failures
+        for block in program.checks:
+            if block.when and not versions.matches(block.when, stack):
                 continue
-            recorder.check(check_spec.id, lambda spec=check_spec: CHECKS[spec.check].call(ctx, spec.fields))
-    return recorder.failures
+            try:
+                exec(compile("\n".join(block.code()), f"<{program.case.id}: {block.id}>", "exec"), ns)  # noqa: S102
+            except CheckFailed as exc:
+                failures.append(Failure(block.id, "check", ("CheckFailed",), str(exc)))
+            except Exception as exc:  # noqa: BLE001
+                failures.append(_exception_failure(block.id, exc))
+    return failures
 
 
 _IMPORT_ERROR: list[str | None] = []
@@ -121,15 +170,7 @@ def not_applicable(case: Case, stack: dict[str, str | None] | None = None) -> st
     return None
 
 
-def bug_record(bug: KnownBug) -> dict[str, Any]:
-    """A known bug as the plain dict the shared judgement (and exported scripts) use."""
-    return {"id": bug.id, "label": bug.upstream.label(), "affected": dict(bug.affected), "range": bug.range_label(),
-            "fails": [dataclasses.asdict(spec) for spec in bug.fails]}
-
-
-def judge(case: Case, outcome: Outcome, stack: dict[str, str | None] | None = None) -> Verdict:
-    """The verdict for ``outcome`` of ``case`` on the versions of ``stack`` (see :func:`standalone.judge`)."""
+def judge(case: Case, outcome: Outcome, stack: dict[str, str | None] | None = None) -> Judgement:
+    """The verdict for ``outcome`` of ``case`` on the versions of ``stack``."""
     stack = versions.stack() if stack is None else stack
-    result = standalone.judge(list(outcome.failures), [bug_record(b) for b in case.known_bugs], stack)
-    bug = next((b for b in case.known_bugs if result["bug"] and b.id == result["bug"]["id"]), None)
-    return Verdict(result["verdict"], result["message"], bug=bug, failure=result["failure"])
+    return judge_failures(list(outcome.failures), list(case.known_bugs), stack)

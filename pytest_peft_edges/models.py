@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from . import standalone
+from . import helpers
 from .architectures import HEADS, config_kwargs, default_head, model_classes
 
 @dataclasses.dataclass(frozen=True)
@@ -47,14 +47,21 @@ def build_model(
         head = default_head(architecture)
     spec = ModelSpec(architecture, head, seed, tuple(sorted(overrides.items())))
     config_class, model_class = model_classes(spec.architecture, spec.head)
-    return standalone.build_model(config_class, model_class, spec.seed, config_kwargs(architecture, head, **overrides))
+    kwargs = config_kwargs(architecture, head, **overrides)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(spec.seed)
+        if model_class == "TinyMLP":
+            return helpers.tiny_mlp(**kwargs).eval()
+        import transformers
+
+        return getattr(transformers, model_class)(getattr(transformers, config_class)(**kwargs)).eval()
 
 
 def make_inputs(
     model: torch.nn.Module, batch: int = 2, seq_len: int = 8, seed: int = 0
 ) -> dict[str, torch.Tensor]:
     """Deterministic ``input_ids`` and ``attention_mask`` for ``model`` (no pad token inside)."""
-    return standalone.make_inputs(model, batch, seq_len, seed)
+    return helpers.make_inputs(model, batch, seq_len, seed)
 
 
 def save_base(model: torch.nn.Module, directory: str | Path) -> Path:

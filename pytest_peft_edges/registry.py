@@ -1,9 +1,11 @@
 """The registry of steps and checks a YAML case may name.
 
-A step or check is one documented Python function registered with ``@step`` or ``@check``. Its keyword
-parameters are the YAML fields (``as`` is written ``as_``); their annotations drive validation at
-collection time, so a case with an unknown field or a wrong type is reported before anything runs.
-Registering a function is the whole of extending the engine.
+A step or check is ONE documented function registered with ``@step`` or ``@check``: it renders the few
+lines of plain Python the operation stands for (see :class:`.codegen.Render`). The engine runs those
+lines and ``peft-edges export`` prints them, so this function is the operation's only definition. Its
+keyword parameters are the YAML fields (``as`` is written ``as_``); their annotations drive validation
+at collection time, and its docstring (with an ``Example::``) is the documentation in docs/cases.md.
+Registering a function is the whole of adding an operation.
 """
 
 from __future__ import annotations
@@ -52,7 +54,6 @@ class Operation:
     def doc(self) -> str:
         return inspect.cleandoc(self.func.__doc__ or "")
 
-
     @property
     def example(self) -> str:
         """The YAML after ``Example::`` in the docstring (used by the docs and their test)."""
@@ -62,9 +63,10 @@ class Operation:
             return ""
         return inspect.cleandoc(doc.split(marker, 1)[1])
 
-    def call(self, ctx: Any, fields: dict[str, Any]) -> Any:
+    def render(self, render: Any, fields: dict[str, Any]) -> None:
+        """Write this operation's code for ``fields`` (the YAML fields; defaults fill the rest) into ``render``."""
         kwargs = {("as_" if key == "as" else key): value for key, value in fields.items()}
-        return self.func(ctx, **kwargs)
+        self.func(render, **kwargs)
 
 
 STEPS: dict[str, Operation] = {}
@@ -80,6 +82,12 @@ def _describe(kind: str, name: str, func: Callable[..., Any]) -> Operation:
         if typing.get_origin(annotation) is Annotated:
             role = annotation.__metadata__[0]
             annotation = annotation.__origin__
+        elif any(typing.get_origin(option) is Annotated for option in typing.get_args(annotation)):
+            # ``Out | None``: an optional name; validated as the name, None allowed
+            options = typing.get_args(annotation)
+            marked = next(option for option in options if typing.get_origin(option) is Annotated)
+            role = marked.__metadata__[0]
+            annotation = typing.Optional[marked.__origin__]
         yaml_name = "as" if parameter.name == "as_" else parameter.name
         params[yaml_name] = Param(yaml_name, annotation, parameter.default, role)
     if not func.__doc__:
@@ -88,7 +96,7 @@ def _describe(kind: str, name: str, func: Callable[..., Any]) -> Operation:
 
 
 def step(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Register ``func(ctx, **fields)`` as the step ``op: name``."""
+    """Register ``func(render, **fields)`` as the step ``op: name``."""
 
     def register(func: Callable[..., Any]) -> Callable[..., Any]:
         STEPS[name] = _describe("step", name, func)
@@ -98,7 +106,7 @@ def step(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
 
 
 def check(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Register ``func(ctx, **fields)`` as the check ``check: name``; it raises CheckFailed."""
+    """Register ``func(render, **fields)`` as the check ``check: name``: its code calls ``fail`` on failure."""
 
     def register(func: Callable[..., Any]) -> Callable[..., Any]:
         CHECKS[name] = _describe("check", name, func)

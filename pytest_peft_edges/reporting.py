@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from . import versions
+from .verdicts import ACTIONS, Verdict
 
 PROPERTY = "peft_edges"
 _SECTION = pytest.StashKey[str]()
@@ -63,23 +64,22 @@ def judge_and_act(item: pytest.Item, case: Any, workdir: Path, known_mode: str, 
         pytest.skip(message)
     outcome = run_case(case, workdir, stack)
     verdict = judge(case, outcome, stack)
-    step = verdict.failure["at"] if verdict.failure else None
+    step = verdict.failure.at if verdict.failure else None
     record(item, case_id=case.id, verdict=verdict.name, message=verdict.message, upstream=upstream,
            duration_s=outcome.duration_s, step=step, bug=verdict.bug.id if verdict.bug else None)
-    if verdict.name == "fixed":
+    action = ACTIONS[verdict.verdict]
+    if action.pytest == "pass":
         return
     if export_dir is not None:
         from .export import render_script
 
         export_dir.mkdir(parents=True, exist_ok=True)
         (export_dir / f"{case.id}.py").write_text(render_script(case))
-    if verdict.name == "reproduced":
+    if action.pytest == "known":
         if known_mode == "fail":
-            pytest.fail(f"[reproduced] {verdict.message}", pytrace=False)
-        pytest.xfail(f"[reproduced] {verdict.message}")
-    detail = ""
-    if verdict.failure is not None and verdict.failure.get("where"):
-        detail = f"\n  (raised in {verdict.failure['where']})"
+            pytest.fail(f"[{verdict.name}] {verdict.message}", pytrace=False)
+        pytest.xfail(f"[{verdict.name}] {verdict.message}")
+    detail = f"\n  (raised in {verdict.failure.where})" if verdict.failure is not None and verdict.failure.where else ""
     pytest.fail(f"[{verdict.name}] {verdict.message}{detail}", pytrace=False)
 
 
@@ -99,9 +99,7 @@ class VerdictReporter:
         return not hasattr(self.config, "workerinput")
 
     def counts(self) -> dict[str, int]:
-        from .engine import VERDICTS
-
-        counts = {name: 0 for name in VERDICTS}
+        counts = {verdict.value: 0 for verdict in Verdict}
         for entry in self.results.values():
             counts[entry["verdict"]] = counts.get(entry["verdict"], 0) + 1
         return counts

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from . import registry, standalone, versions
+from . import helpers, registry, versions
 from .architectures import HEADS, default_head
 from .yaml_lines import LineDict, LineList, load_documents
 
@@ -151,9 +151,9 @@ class Case:
 
     def renamed(self, renaming: dict[str, str]) -> Case:
         """This case with every string field equal to a key of ``renaming`` replaced (see ``set_order``)."""
-        model = self.model and dataclasses.replace(self.model, config=standalone.renamed(self.model.config, renaming))
-        steps = tuple(dataclasses.replace(s, fields=standalone.renamed(s.fields, renaming)) for s in self.steps)
-        expect = tuple(dataclasses.replace(c, fields=standalone.renamed(c.fields, renaming)) for c in self.expect)
+        model = self.model and dataclasses.replace(self.model, config=helpers.renamed(self.model.config, renaming))
+        steps = tuple(dataclasses.replace(s, fields=helpers.renamed(s.fields, renaming)) for s in self.steps)
+        expect = tuple(dataclasses.replace(c, fields=helpers.renamed(c.fields, renaming)) for c in self.expect)
         return dataclasses.replace(self, model=model, steps=steps, expect=expect)
 
     def bugs_in_range(self, stack: dict[str, str | None] | None = None) -> list[KnownBug]:

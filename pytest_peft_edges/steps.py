@@ -1,39 +1,38 @@
-"""The steps a case may run, one registered function each.
+"""The steps a case may run: each renders the plain Python it stands for (its only definition).
 
-Every step takes the running :class:`~pytest_peft_edges.context.Context` and the YAML fields as keyword
-arguments. torch, transformers and peft are imported inside the steps, so registering them is free.
+A step function takes a :class:`~pytest_peft_edges.codegen.Render` and the YAML fields as keyword
+arguments, and writes lines with ``r(...)``: YAML values through ``r.lit``/``r.kwargs`` (literals), object
+names through ``r.ref``/``r.out`` (identifiers), helpers through ``r.helper`` (:mod:`.helpers`). The
+engine runs those lines; ``peft-edges export`` prints them. torch, transformers and peft are the modules
+``torch``, ``transformers`` and ``peft`` in that code; ``WORKDIR`` is the case's private directory.
 """
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from .context import CaseError, Context
+from .architectures import HEADS, config_kwargs, default_head, model_classes
+from .codegen import Render
 from .registry import Out, Ref, step
 
 
-def _peft() -> Any:
-    import torch.distributed.tensor  # noqa: F401  (old transformers + new peft need it imported first)
-    import peft
-
-    return peft
+#: What a load returns (torch's ``_IncompatibleKeys``), as the YAML fields name it.
+LOAD_RESULT = {"missing": "missing_keys", "unexpected": "unexpected_keys"}
 
 
-def _peft_config(config: dict[str, Any] | None, config_type: str) -> Any:
-    peft = _peft()
-    config_class = getattr(peft, config_type, None)
-    if config_class is None or not config_type.endswith("Config"):
-        raise CaseError(f"peft {peft.__version__} has no config type {config_type!r}")
-    return config_class(**(config or {}))
+def _config(r: Render, config_type: str, config: dict[str, Any] | None) -> str:
+    if not (config_type.isidentifier() and config_type.endswith("Config")):
+        raise ValueError(f"config_type {config_type!r} is not a peft config class name")
+    return f"peft.{config_type}({r.kwargs(dict(config or {}))})"
 
 
 @step("build_model")
-def build_model(ctx: Context, as_: Out = "base", architecture: str = "bert", head: str | None = None,
+def build_model(r: Render, as_: Out = "base", architecture: str = "bert", head: str | None = None,
                 seed: int = 0, config: dict[str, Any] | None = None) -> None:
     """Build a tiny model from config with a fixed seed (the case's ``model`` runs this as ``base``).
 
     ``head`` defaults to ``seq_cls`` (``base`` for the ``mlp`` architecture, whose ``config`` takes
-    ``layers``: the dotted module paths, and ``hidden``).
+    ``layers``: the dotted module paths, and ``hidden``). The same seed gives bit-identical weights.
 
     Example::
 
@@ -43,16 +42,21 @@ def build_model(ctx: Context, as_: Out = "base", architecture: str = "bert", hea
           head: causal_lm
           seed: 0
     """
-    from .models import build_model as build
-
-    try:
-        ctx.put(as_, build(architecture, head, seed, **(config or {})))
-    except ValueError as exc:
-        raise CaseError(str(exc)) from None
+    head = head or default_head(architecture)
+    if head not in HEADS.get(architecture, {}):
+        raise ValueError(f"unknown architecture/head {architecture}/{head}")
+    config_class, model_class = model_classes(architecture, head)
+    r.names.architectures.add(architecture)
+    r(f"torch.manual_seed({seed!r})")
+    if model_class == "TinyMLP":
+        r(f"{r.out(as_)} = {r.helper('tiny_mlp')}({r.kwargs(config_kwargs(architecture, head, **(config or {})))}).eval()")
+        return
+    kwargs = r.kwargs(config_kwargs(architecture, head, **(config or {})))
+    r(f"{r.out(as_)} = transformers.{model_class}(transformers.{config_class}({kwargs})).eval()")
 
 
 @step("save_base")
-def save_base(ctx: Context, dir: Out, model: Ref = "base") -> None:
+def save_base(r: Render, dir: Out, model: Ref = "base") -> None:
     """Save a (base) model's config and safetensors weights into the case directory ``dir``.
 
     Example::
@@ -61,13 +65,12 @@ def save_base(ctx: Context, dir: Out, model: Ref = "base") -> None:
           model: base
           dir: base_dir
     """
-    from .models import save_base as save
-
-    ctx.put(dir, save(ctx.get(model), ctx.directory(dir)))
+    r(f"{r.out(dir)} = {r.path(dir)}")
+    r(f"{r.ref(model)}.save_pretrained({r.out(dir)}, safe_serialization=True)")
 
 
 @step("load_base")
-def load_base(ctx: Context, dir: Ref, as_: Out = "base", architecture: str = "bert", head: str = "seq_cls") -> None:
+def load_base(r: Render, dir: Ref, as_: Out = "base", architecture: str = "bert", head: str = "seq_cls") -> None:
     """Load a base model saved by ``save_base`` with ``from_pretrained`` (the class of ``architecture``/``head``).
 
     Example::
@@ -78,18 +81,15 @@ def load_base(ctx: Context, dir: Ref, as_: Out = "base", architecture: str = "be
           head: seq_cls
           as: base2
     """
-    import transformers
-
-    from .architectures import HEADS
-
     if head not in HEADS.get(architecture, {}):
-        raise CaseError(f"unknown architecture/head {architecture}/{head}")
-    model_class = getattr(transformers, HEADS[architecture][head])
-    ctx.put(as_, model_class.from_pretrained(ctx.get(dir)).eval())
+        raise ValueError(f"unknown architecture/head {architecture}/{head}")
+    _config_class, model_class = model_classes(architecture, head)
+    r.names.architectures.add(architecture)
+    r(f"{r.out(as_)} = transformers.{model_class}.from_pretrained({r.ref(dir)}).eval()")
 
 
 @step("get_peft_model")
-def get_peft_model(ctx: Context, model: Ref = "base", as_: Out = "peft", config: dict[str, Any] | None = None,
+def get_peft_model(r: Render, model: Ref = "base", as_: Out = "peft", config: dict[str, Any] | None = None,
                    config_type: str = "LoraConfig", adapter_name: str = "default") -> None:
     """``peft.get_peft_model(model, <config_type>(**config), adapter_name=...)``; any config field works.
 
@@ -99,12 +99,13 @@ def get_peft_model(ctx: Context, model: Ref = "base", as_: Out = "peft", config:
           config: {task_type: SEQ_CLS, r: 4, lora_alpha: 8, target_modules: [query, value]}
           adapter_name: default
     """
-    peft = _peft()
-    ctx.put(as_, peft.get_peft_model(ctx.get(model), _peft_config(config, config_type), adapter_name=adapter_name))
+    r(f"{r.out(as_)} = peft.get_peft_model({r.ref(model)}, {_config(r, config_type, config)}, "
+      f"adapter_name={r.lit(adapter_name)})")
+    r.adapters(as_, {adapter_name})
 
 
 @step("add_adapter")
-def add_adapter(ctx: Context, adapter_name: str, model: Ref = "peft", config: dict[str, Any] | None = None,
+def add_adapter(r: Render, adapter_name: str, model: Ref = "peft", config: dict[str, Any] | None = None,
                 config_type: str = "LoraConfig") -> None:
     """``PeftModel.add_adapter(adapter_name, <config_type>(**config))``.
 
@@ -114,15 +115,16 @@ def add_adapter(ctx: Context, adapter_name: str, model: Ref = "peft", config: di
           adapter_name: other
           config: {task_type: SEQ_CLS, r: 4, target_modules: [query, value]}
     """
-    ctx.get(model).add_adapter(adapter_name, _peft_config(config, config_type))
+    r(f"{r.ref(model)}.add_adapter({r.lit(adapter_name)}, {_config(r, config_type, config)})")
+    r.adapters(model, add=adapter_name)
 
 
 @step("perturb")
-def perturb(ctx: Context, model: Ref = "peft", pattern: str = r"lora_B", seed: int = 0, scale: float = 0.5) -> None:
-    """Simulate training: overwrite every parameter whose name matches ``pattern`` with seeded noise.
+def perturb(r: Render, model: Ref = "peft", pattern: str = r"lora_B", seed: int = 0, scale: float = 0.5) -> None:
+    """Simulate training: overwrite every parameter whose name matches ``pattern`` (``re.search``) with seeded noise.
 
     Names are visited in sorted order, so the same seed gives the same weights. LoRA B starts at zero:
-    without this an adapter that silently did nothing looks correct.
+    without this an adapter that silently did nothing looks correct. No match is a case error.
 
     Example::
 
@@ -130,13 +132,11 @@ def perturb(ctx: Context, model: Ref = "peft", pattern: str = r"lora_B", seed: i
           pattern: 'lora_B|modules_to_save\\.default'
           seed: 1
     """
-    from .standalone import perturb as run
-
-    run(ctx.get(model), pattern, seed, scale)
+    r(f"{r.helper('perturb')}({r.ref(model)}, {r.lit(pattern)}, seed={seed!r}, scale={scale!r})  # simulate training")
 
 
 @step("save_pretrained")
-def save_pretrained(ctx: Context, dir: Out, model: Ref = "peft", selected_adapters: list[str] | None = None,
+def save_pretrained(r: Render, dir: Out, model: Ref = "peft", selected_adapters: list[str] | None = None,
                     safe_serialization: bool = True) -> None:
     """``model.save_pretrained(<case dir>, ...)``: the adapter as PEFT saves it.
 
@@ -148,18 +148,20 @@ def save_pretrained(ctx: Context, dir: Out, model: Ref = "peft", selected_adapte
         - op: save_pretrained
           dir: adapter1
     """
-    kwargs: dict[str, Any] = {"safe_serialization": safe_serialization}
-    if selected_adapters is not None:
-        kwargs["selected_adapters"] = selected_adapters
-    path = ctx.directory(dir)
-    ctx.get(model).save_pretrained(str(path), **kwargs)
-    from .standalone import adapter_dir
-
-    ctx.put(dir, adapter_dir(path))
+    extra = f", selected_adapters={r.lit(selected_adapters)}" if selected_adapters is not None else ""
+    saved = set(selected_adapters) if selected_adapters is not None else r.adapters(model)
+    if saved is None or not saved or r.set_order:
+        r(f"{r.ref(model)}.save_pretrained({r.path(dir)}, safe_serialization={safe_serialization!r}{extra})")
+        r(f"{r.out(dir)} = {r.helper('adapter_dir')}({r.path(dir)})")
+        return
+    r(f"{r.ref(model)}.save_pretrained({r.path(dir)}, safe_serialization={safe_serialization!r}{extra})")
+    (only,) = saved if len(saved) == 1 else ("default",)
+    where = r.path(dir) if only == "default" else f"{r.path(dir)} / {r.lit(only)}"
+    r(f"{r.out(dir)} = {where}" + ("  # peft saves a non-default adapter in a sub-folder of its name" if only != "default" else ""))
 
 
 @step("dump_state_dict")
-def dump_state_dict(ctx: Context, dir: Out, model: Ref = "peft", pattern: str = r"lora_",
+def dump_state_dict(r: Render, dir: Out, model: Ref = "peft", pattern: str = r"lora_",
                     adapter_name: str = "default") -> None:
     """Write the raw ``model.state_dict()`` entries matching ``pattern`` as ``adapter_model.safetensors``.
 
@@ -172,13 +174,13 @@ def dump_state_dict(ctx: Context, dir: Out, model: Ref = "peft", pattern: str = 
           dir: raw_dump
           pattern: lora_
     """
-    from .standalone import dump_state_dict as dump
-
-    ctx.put(dir, dump(ctx.get(model), ctx.directory(dir), pattern, adapter_name))
+    r("# a raw model.state_dict() dump: the keys still hold the adapter name")
+    r(f"{r.out(dir)} = {r.helper('dump_state_dict')}({r.ref(model)}, {r.path(dir)}, {r.lit(pattern)}, "
+      f"{r.lit(adapter_name)})")
 
 
 @step("from_pretrained")
-def from_pretrained(ctx: Context, dir: Ref, model: Ref = "base", as_: Out = "peft", adapter_name: str = "default",
+def from_pretrained(r: Render, dir: Ref, model: Ref = "base", as_: Out = "peft", adapter_name: str = "default",
                     is_trainable: bool = False, key_mapping: dict[str, str] | None = None) -> None:
     """``PeftModel.from_pretrained(model, dir, adapter_name=..., is_trainable=..., key_mapping=...)``.
 
@@ -189,18 +191,15 @@ def from_pretrained(ctx: Context, dir: Ref, model: Ref = "base", as_: Out = "pef
           dir: adapter1
           adapter_name: first
     """
-    peft = _peft()
-    kwargs: dict[str, Any] = {"adapter_name": adapter_name, "is_trainable": is_trainable}
-    if key_mapping is not None:
-        kwargs["key_mapping"] = key_mapping
-    ctx.put(as_, peft.PeftModel.from_pretrained(ctx.get(model), str(ctx.get(dir)), **kwargs).eval())
-
+    kwargs = r.kwargs({"adapter_name": adapter_name, "is_trainable": is_trainable or None, "key_mapping": key_mapping})
+    r.adapters(as_, {adapter_name})
+    r(f"{r.out(as_)} = peft.PeftModel.from_pretrained({r.ref(model)}, {r.ref(dir)}, {kwargs}).eval()")
 
 
 @step("load_adapter")
-def load_adapter(ctx: Context, dir: Ref, adapter_name: str, model: Ref = "peft", as_: Out = "load",
+def load_adapter(r: Render, dir: Ref, adapter_name: str, model: Ref = "peft", as_: Out = "load",
                  is_trainable: bool = False, key_mapping: dict[str, str] | None = None) -> None:
-    """``PeftModel.load_adapter(dir, adapter_name=...)``; ``as`` holds ``missing`` and ``unexpected`` keys.
+    """``PeftModel.load_adapter(dir, adapter_name=...)``; ``as`` holds the ``missing`` and ``unexpected`` keys.
 
     Example::
 
@@ -209,18 +208,47 @@ def load_adapter(ctx: Context, dir: Ref, adapter_name: str, model: Ref = "peft",
           adapter_name: second
           as: load2
     """
-    kwargs: dict[str, Any] = {"adapter_name": adapter_name, "is_trainable": is_trainable}
-    if key_mapping is not None:
-        kwargs["key_mapping"] = key_mapping
-    from .standalone import load_result
+    kwargs = r.kwargs({"adapter_name": adapter_name, "is_trainable": is_trainable or None, "key_mapping": key_mapping})
+    r(f"{r.out(as_, aliases=LOAD_RESULT)} = {r.ref(model)}.load_adapter({r.ref(dir)}, {kwargs})")
+    r.adapters(model, add=adapter_name)
 
-    ctx.put(as_, load_result(ctx.get(model).load_adapter(str(ctx.get(dir)), **kwargs)))
+
+@step("get_peft_model_state_dict")
+def get_peft_model_state_dict(r: Render, model: Ref = "peft", adapter_name: str = "default",
+                              as_: Out = "state") -> None:
+    """``state = peft.get_peft_model_state_dict(model, adapter_name=...)``: the adapter's tensors by key.
+
+    Checks compare it like a ``tensors`` snapshot; ``keys`` with ``of: state`` reads its keys.
+
+    Example::
+
+        - op: get_peft_model_state_dict
+          as: state
+    """
+    r(f"{r.out(as_)} = peft.get_peft_model_state_dict({r.ref(model)}, adapter_name={r.lit(adapter_name)})")
+
+
+@step("set_peft_model_state_dict")
+def set_peft_model_state_dict(r: Render, state: Ref, model: Ref = "peft", adapter_name: str = "default",
+                              as_: Out = "load") -> None:
+    """``peft.set_peft_model_state_dict(model, state, adapter_name=...)``; ``as`` holds ``missing``/``unexpected``.
+
+    Example::
+
+        - op: set_peft_model_state_dict
+          model: fresh
+          state: state
+          as: load
+    """
+    r(f"{r.out(as_, aliases=LOAD_RESULT)} = peft.set_peft_model_state_dict({r.ref(model)}, {r.ref(state)}, "
+      f"adapter_name={r.lit(adapter_name)})")
 
 
 @step("set_adapter")
-def set_adapter(ctx: Context, adapter_name: str, model: Ref = "peft",
+def set_adapter(r: Render, adapter_name: str | list[str], model: Ref = "peft",
                 level: Literal["peft_model", "tuner"] = "peft_model") -> None:
-    """Activate an adapter: ``PeftModel.set_adapter`` or, with ``level: tuner``, ``model.base_model.set_adapter``.
+    """Activate adapters: ``PeftModel.set_adapter`` or, with ``level: tuner``, ``model.base_model.set_adapter``
+    (the tuner also takes a list of names: several active adapters).
 
     Example::
 
@@ -228,13 +256,11 @@ def set_adapter(ctx: Context, adapter_name: str, model: Ref = "peft",
           adapter_name: second
           level: tuner
     """
-    peft_model = ctx.get(model)
-    target = peft_model if level == "peft_model" else peft_model.base_model
-    target.set_adapter(adapter_name)
+    r(f"{r.ref(model)}{'.base_model' if level == 'tuner' else ''}.set_adapter({r.lit(adapter_name)})")
 
 
 @step("add_weighted_adapter")
-def add_weighted_adapter(ctx: Context, adapters: list[str], weights: list[float], adapter_name: str,
+def add_weighted_adapter(r: Render, adapters: list[str], weights: list[float], adapter_name: str,
                          model: Ref = "peft", combination_type: str = "svd", svd_rank: int | None = None,
                          density: float | None = None, majority_sign_method: str | None = None) -> None:
     """``add_weighted_adapter(adapters, weights, adapter_name, combination_type=...)`` (negative weights allowed).
@@ -247,83 +273,107 @@ def add_weighted_adapter(ctx: Context, adapters: list[str], weights: list[float]
           adapter_name: merged
           combination_type: linear
     """
-    kwargs: dict[str, Any] = {"combination_type": combination_type}
-    for key, value in (("svd_rank", svd_rank), ("density", density), ("majority_sign_method", majority_sign_method)):
-        if value is not None:
-            kwargs[key] = value
-    ctx.get(model).add_weighted_adapter(adapters, [float(w) for w in weights], adapter_name, **kwargs)
+    kwargs = r.kwargs({"combination_type": combination_type, "svd_rank": svd_rank, "density": density,
+                       "majority_sign_method": majority_sign_method})
+    r(f"{r.ref(model)}.add_weighted_adapter({r.lit(adapters)}, {r.lit([float(w) for w in weights])}, "
+      f"{r.lit(adapter_name)}, {kwargs})")
+    r.adapters(model, add=adapter_name)
 
 
-@step("delete_adapter")
-def delete_adapter(ctx: Context, adapter_name: str, model: Ref = "peft") -> None:
-    """``PeftModel.delete_adapter(adapter_name)``.
+def _method(name: str, doc: str, with_adapter: bool = False, returns: str | None = None) -> None:
+    """Register a step that is one method call on a model."""
+
+    if with_adapter:
+        def render(r: Render, adapter_name: str, model: Ref = "peft") -> None:
+            r(f"{r.ref(model)}.{name}({r.lit(adapter_name)})")
+            r.adapters(model, remove=adapter_name)
+    elif returns is not None:
+        def render(r: Render, as_: Out = returns, model: Ref = "peft") -> None:  # type: ignore[misc]
+            r(f"{r.out(as_)} = {r.ref(model)}.{name}()")
+    else:
+        def render(r: Render, model: Ref = "peft") -> None:  # type: ignore[misc]
+            r(f"{r.ref(model)}.{name}()")
+    render.__doc__ = doc
+    step(name)(render)
+
+
+_method("delete_adapter", """``PeftModel.delete_adapter(adapter_name)``.
 
     Example::
 
         - op: delete_adapter
           adapter_name: second
-    """
-    ctx.get(model).delete_adapter(adapter_name)
-
-
-@step("merge_and_unload")
-def merge_and_unload(ctx: Context, as_: Out = "merged", model: Ref = "peft") -> None:
-    """``merged = model.merge_and_unload()``: the base model with the active adapter merged in.
+    """, with_adapter=True)
+_method("merge_and_unload", """``merged = model.merge_and_unload()``: the base model with the active adapter merged in.
 
     Example::
 
         - op: merge_and_unload
           as: merged
-    """
-    ctx.put(as_, ctx.get(model).merge_and_unload())
-
-
-@step("unload")
-def unload(ctx: Context, as_: Out = "unloaded", model: Ref = "peft") -> None:
-    """``model.unload()``: the base model with every adapter layer removed and nothing merged.
+    """, returns="merged")
+_method("unload", """``model.unload()``: the base model with every adapter layer removed and nothing merged.
 
     Example::
 
         - op: unload
           as: plain
-    """
-    ctx.put(as_, ctx.get(model).unload())
-
-
-@step("merge_adapter")
-def merge_adapter(ctx: Context, model: Ref = "peft") -> None:
-    """``model.merge_adapter()``: merge the active adapter in place (undone by ``unmerge_adapter``).
+    """, returns="unloaded")
+_method("merge_adapter", """``model.merge_adapter()``: merge the active adapter in place (undone by ``unmerge_adapter``).
 
     Example::
 
         - op: merge_adapter
-    """
-    ctx.get(model).merge_adapter()
-
-
-@step("unmerge_adapter")
-def unmerge_adapter(ctx: Context, model: Ref = "peft") -> None:
-    """``model.unmerge_adapter()``.
+    """)
+_method("unmerge_adapter", """``model.unmerge_adapter()``.
 
     Example::
 
         - op: unmerge_adapter
+    """)
+
+#: Methods the ``call`` step may call: adapter bookkeeping that takes no path and runs no code by name.
+CALLABLE = ("active_adapters", "add_adapter", "delete_adapter", "disable_adapter_layers", "enable_adapter_layers",
+            "eval", "get_nb_trainable_parameters", "get_model_status", "get_layer_status", "merge_adapter",
+            "merge_and_unload", "print_trainable_parameters", "set_adapter", "set_requires_grad", "train",
+            "unload", "unmerge_adapter", "enable_input_require_grads", "resize_token_embeddings")
+
+
+@step("call")
+def call(r: Render, method: Literal[CALLABLE], model: Ref = "peft", args: list[Any] | None = None,  # type: ignore[valid-type]
+         kwargs: dict[str, Any] | None = None, as_: Out | None = None, level: Literal["peft_model", "tuner"] = "peft_model") -> None:
+    """``result = model.<method>(*args, **kwargs)`` for a method of the allow-list; plain YAML arguments only.
+
+    ``level: tuner`` calls it on ``model.base_model``. Methods: see the type of ``method`` below.
+
+    Example::
+
+        - op: call
+          method: disable_adapter_layers
     """
-    ctx.get(model).unmerge_adapter()
+    target = f"{r.ref(model)}{'.base_model' if level == 'tuner' else ''}"
+    arguments = [r.lit(value) for value in args or []]
+    if kwargs:
+        arguments.append(r.kwargs(dict(kwargs)))
+    code = f"{target}.{method}({', '.join(arguments)})"
+    r(f"{r.out(as_)} = {code}" if as_ is not None else code)
+    if method in ("add_adapter", "delete_adapter"):
+        r.adapters(model, None)
+        r.names.adapters[model.split(".")[0]] = None
 
 
 @step("snapshot")
-def snapshot(ctx: Context, as_: Out, model: Ref = "peft",
+def snapshot(r: Render, as_: Out, model: Ref = "peft",
              kind: Literal["output", "tensors", "trainable", "keys", "delta"] = "output", pattern: str = ".*",
-             rename: dict[str, str] | None = None, seed: int = 0, adapter: str = "default") -> None:
+             rename: dict[str, str] | None = None, seed: int = 0, adapter: str = "default",
+             disabled: bool = False) -> None:
     """Record something of a model under ``as`` for later checks.
 
-    ``output``: the logits (or last hidden state) on the deterministic inputs of ``seed``;
-    ``tensors``: state_dict entries matching ``pattern``; ``trainable``: names of trainable parameters;
-    ``keys``: state_dict keys matching ``pattern``; ``delta``: ``get_delta_weight(adapter)`` of the LoRA
-    layers whose module path matches ``pattern`` (the weight change the adapter makes, scaling
-    included). ``rename`` maps regex -> replacement on names, so tensors of two adapters with
-    different names can be compared.
+    ``output``: the logits (or last hidden state) on the deterministic inputs of ``seed`` (``disabled:
+    true``: inside ``with model.disable_adapter()``); ``tensors``: state_dict entries matching ``pattern``
+    (``re.search``); ``trainable``: names of trainable parameters; ``keys``: state_dict keys matching
+    ``pattern``; ``delta``: ``get_delta_weight(adapter)`` of the LoRA layers whose module path matches
+    ``pattern`` (the weight change the adapter makes, scaling included). ``rename`` maps regex ->
+    replacement on names, so tensors of two adapters with different names can be compared.
 
     Example::
 
@@ -334,23 +384,45 @@ def snapshot(ctx: Context, as_: Out, model: Ref = "peft",
           rename: {'\\.second\\.': '.'}
           as: head2
     """
-    from . import standalone
-
-    target = ctx.get(model)
+    target = r.ref(model)
+    if kind == "output" and disabled:
+        r(f"with {target}.disable_adapter():")
+        r(f"    {r.out(as_)} = {r.helper('output')}({target}, seed={seed!r})")
+        return
     if kind == "output":
-        ctx.put(as_, standalone.output(target, seed))
-    elif kind == "tensors":
-        ctx.put(as_, standalone.tensors(target, pattern, rename))
+        r(f"{r.out(as_)} = {r.helper('output')}({target}, seed={seed!r})")
+        return
+    if kind == "delta":
+        r(f"{r.out(as_)} = {r.helper('deltas')}({target}, {r.lit(pattern)}, adapter={r.lit(adapter)})")
+        return
+    name = "name"
+    for old, new in (rename or {}).items():
+        name = f"re.sub({r.lit(old)}, {r.lit(new)}, {name})"
+    where = f"if re.search({r.lit(pattern)}, name)"
+    if kind == "tensors":
+        code = f"{{{name}: tensor.clone() for name, tensor in {target}.state_dict().items() {where}}}"
     elif kind == "trainable":
-        ctx.put(as_, standalone.trainable(target, pattern, rename))
-    elif kind == "delta":
-        ctx.put(as_, standalone.deltas(target, pattern, adapter))
+        code = f"sorted({name} for name, p in {target}.named_parameters() if p.requires_grad and re.search({r.lit(pattern)}, name))"
     else:
-        ctx.put(as_, standalone.state_keys(target, pattern, rename))
+        code = f"sorted({name} for name in {target}.state_dict() {where})"
+    r(f"{r.out(as_)} = {code}")
+
+
+@step("generate")
+def generate(r: Render, as_: Out, model: Ref = "peft", max_new_tokens: int = 4, seed: int = 0) -> None:
+    """Greedy ``model.generate(...)`` on the deterministic inputs of ``seed``; ``as`` holds the ids.
+
+    Example::
+
+        - op: generate
+          as: ids
+          max_new_tokens: 4
+    """
+    r(f"{r.out(as_)} = {r.helper('generate')}({r.ref(model)}, max_new_tokens={max_new_tokens!r}, seed={seed!r})")
 
 
 @step("optimizer_step")
-def optimizer_step(ctx: Context, as_: Out = "optimizer", model: Ref = "peft", lr: float = 1e-3, seed: int = 0) -> None:
+def optimizer_step(r: Render, as_: Out = "optimizer", model: Ref = "peft", lr: float = 1e-3, seed: int = 0) -> None:
     """One real AdamW step over the trainable parameters of ``model`` (forward, loss, backward, step).
 
     Example::
@@ -359,13 +431,11 @@ def optimizer_step(ctx: Context, as_: Out = "optimizer", model: Ref = "peft", lr
           model: fresh
           as: optimizer
     """
-    from .standalone import optimizer_step as run
-
-    ctx.put(as_, run(ctx.get(model), lr, seed))
+    r(f"{r.out(as_)} = {r.helper('optimizer_step')}({r.ref(model)}, lr={lr!r}, seed={seed!r})")
 
 
 @step("load_optimizer_state")
-def load_optimizer_state(ctx: Context, optimizer: Ref, model: Ref, as_: Out = "resumed", lr: float = 1e-3) -> None:
+def load_optimizer_state(r: Render, optimizer: Ref, model: Ref, as_: Out = "resumed", lr: float = 1e-3) -> None:
     """Resume: serialize ``optimizer.state_dict()`` and load it into an AdamW over ``model``'s trainable params.
 
     This is what resuming training from a checkpoint does; a different trainable-parameter set makes
@@ -378,13 +448,12 @@ def load_optimizer_state(ctx: Context, optimizer: Ref, model: Ref, as_: Out = "r
           optimizer: optimizer
           model: reloaded
     """
-    from .standalone import load_optimizer_state as run
-
-    ctx.put(as_, run(ctx.get(optimizer), ctx.get(model), lr))
+    r("# resume training: the optimizer state of one model loaded for the other")
+    r(f"{r.out(as_)} = {r.helper('load_optimizer_state')}({r.ref(optimizer)}, {r.ref(model)}, lr={lr!r})")
 
 
 @step("read_adapter_file")
-def read_adapter_file(ctx: Context, dir: Ref, as_: Out) -> None:
+def read_adapter_file(r: Render, dir: Ref, as_: Out) -> None:
     """Read the keys of a saved adapter (``adapter_model.safetensors``) and its config into ``as``.
 
     ``as`` holds ``keys`` (sorted tensor names) and ``config`` (the adapter_config.json mapping).
@@ -395,15 +464,15 @@ def read_adapter_file(ctx: Context, dir: Ref, as_: Out) -> None:
           dir: adapter1
           as: saved
     """
-    from .standalone import read_adapter_file as read
-
-    ctx.put(as_, read(ctx.get(dir)))
+    path = r.ref(dir)
+    r(f"{r.out(as_, mapping=True)} = {{'keys': sorted(safetensors.torch.load_file({path} / 'adapter_model.safetensors')), "
+      f"'config': json.loads(({path} / 'adapter_config.json').read_text())}}")
 
 
 # The transformers side of the boundary ------------------------------------------------------------
 
 @step("import_peft")
-def import_peft(ctx: Context) -> None:
+def import_peft(r: Render) -> None:
     """``import peft``: on some (peft, transformers) pairs the import itself fails.
 
     While peft cannot be imported, every case that does not start with this step is skipped as not
@@ -413,13 +482,13 @@ def import_peft(ctx: Context) -> None:
 
         - op: import_peft
     """
-    _peft()
+    r("import peft")
 
 
 @step("transformers_adapter_api")
-def transformers_adapter_api(ctx: Context, method: Literal["add_adapter", "set_adapter", "active_adapters",
-                                                           "enable_adapters", "disable_adapters",
-                                                           "get_adapter_state_dict", "delete_adapter"],
+def transformers_adapter_api(r: Render, method: Literal["add_adapter", "set_adapter", "active_adapters",
+                                                         "enable_adapters", "disable_adapters",
+                                                         "get_adapter_state_dict", "delete_adapter"],
                              model: Ref = "base", as_: Out = "result", adapter_name: str | None = None,
                              config: dict[str, Any] | None = None, config_type: str = "LoraConfig") -> None:
     """Call transformers' own PEFT integration on a plain transformers model (``model.<method>(...)``).
@@ -434,19 +503,18 @@ def transformers_adapter_api(ctx: Context, method: Literal["add_adapter", "set_a
           adapter_name: default
           config: {r: 4, target_modules: [query, value]}
     """
-    target = ctx.get(model)
+    arguments = []
     if method == "add_adapter":
-        kwargs = {"adapter_name": adapter_name} if adapter_name is not None else {}
-        result = target.add_adapter(_peft_config(config, config_type), **kwargs)
+        arguments.append(_config(r, config_type, config))
+        if adapter_name is not None:
+            arguments.append(f"adapter_name={r.lit(adapter_name)}")
     elif adapter_name is not None:
-        result = getattr(target, method)(adapter_name)
-    else:
-        result = getattr(target, method)()
-    ctx.put(as_, result)
+        arguments.append(r.lit(adapter_name))
+    r(f"{r.out(as_)} = {r.ref(model)}.{method}({', '.join(arguments)})")
 
 
 @step("transformers_load_adapter")
-def transformers_load_adapter(ctx: Context, dir: Ref, model: Ref = "base", adapter_name: str | None = None) -> None:
+def transformers_load_adapter(r: Render, dir: Ref, model: Ref = "base", adapter_name: str | None = None) -> None:
     """transformers' ``model.load_adapter(dir, adapter_name=...)`` on a plain transformers model.
 
     Example::
@@ -455,13 +523,13 @@ def transformers_load_adapter(ctx: Context, dir: Ref, model: Ref = "base", adapt
           model: fresh
           dir: adapter
     """
-    kwargs = {"adapter_name": adapter_name} if adapter_name is not None else {}
-    ctx.get(model).load_adapter(str(ctx.get(dir)), **kwargs)
-    ctx.get(model).eval()
+    name = f", adapter_name={r.lit(adapter_name)}" if adapter_name is not None else ""
+    r(f"{r.ref(model)}.load_adapter({r.ref(dir)}{name})  # transformers' own PEFT integration")
+    r(f"{r.ref(model)}.eval()")
 
 
 @step("auto_from_pretrained")
-def auto_from_pretrained(ctx: Context, dir: Ref, auto_class: str = "AutoModelForSequenceClassification",
+def auto_from_pretrained(r: Render, dir: Ref, auto_class: str = "AutoModelForSequenceClassification",
                          as_: Out = "loaded") -> None:
     """``<auto_class>.from_pretrained(adapter_dir)``: transformers' Auto classes or peft's AutoPeftModel*.
 
@@ -473,13 +541,7 @@ def auto_from_pretrained(ctx: Context, dir: Ref, auto_class: str = "AutoModelFor
           dir: adapter
           auto_class: AutoPeftModelForSequenceClassification
     """
-    if not auto_class.isidentifier() or not auto_class.startswith("Auto"):
-        raise CaseError(f"auto_class must name an Auto* class, not {auto_class!r}")
-    if auto_class.startswith("AutoPeftModel"):
-        library = _peft()
-    else:
-        import transformers as library
-    cls = getattr(library, auto_class, None)
-    if cls is None:
-        raise CaseError(f"{library.__name__} has no {auto_class}")
-    ctx.put(as_, cls.from_pretrained(str(ctx.get(dir))).eval())
+    if not (auto_class.isidentifier() and auto_class.startswith("Auto")):
+        raise ValueError(f"auto_class must name an Auto* class, not {auto_class!r}")
+    library = "peft" if auto_class.startswith("AutoPeftModel") else "transformers"
+    r(f"{r.out(as_)} = {library}.{auto_class}.from_pretrained({r.ref(dir)}).eval()")

@@ -38,10 +38,20 @@ def matches(ranges: dict[str, str], versions: dict[str, str | None] | None = Non
 
     The local label is ignored (``2.13.0+cpu`` counts as ``2.13.0``), so ranges stay portable.
     """
-    from .standalone import in_ranges
+    from packaging.version import InvalidVersion, Version
 
     versions = stack() if versions is None else versions
-    return in_ranges(ranges, {package: versions.get(package) or installed(package) for package in ranges})
+    for package, spec in ranges.items():
+        found = versions.get(package) or installed(package)
+        if found is None:
+            return False
+        try:
+            version = Version(Version(found).public)
+        except InvalidVersion:
+            return False
+        if not parse_specifier(spec).contains(version, prereleases=True):
+            return False
+    return True
 
 
 def describe(versions: dict[str, str | None] | None = None) -> str:

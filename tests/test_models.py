@@ -19,7 +19,7 @@ def test_every_architecture_builds_and_runs(tiny_model, tiny_inputs, architectur
     for (name, left), (_, right) in zip(model.state_dict().items(), again.state_dict().items()):
         assert torch.equal(left, right), name
     assert not model.training
-    from pytest_peft_edges.standalone import output
+    from pytest_peft_edges.helpers import output
 
     assert output(model).shape[0] == 2
 

@@ -98,7 +98,7 @@ def _round_trip(workdir, data, architecture, name):
     import torch
 
     from pytest_peft_edges.models import build_model
-    from pytest_peft_edges.standalone import perturb, tensors
+    from pytest_peft_edges.helpers import perturb, tensors
 
     config = data.draw(pst.lora_configs(architecture)) if data else {"r": 4, "lora_alpha": 8,
                                                                      "target_modules": list(pst.TARGETS[architecture][:2])}
@@ -118,7 +118,7 @@ def _round_trip(workdir, data, architecture, name):
     saved = tensors(model, "lora_")
     directory = workdir()
     model.save_pretrained(str(directory))
-    from pytest_peft_edges.standalone import adapter_dir
+    from pytest_peft_edges.helpers import adapter_dir
 
     reloaded = peft.PeftModel.from_pretrained(build_model(*ARCHS[architecture], seed=7), str(adapter_dir(directory)),
                                               adapter_name=name)
@@ -157,7 +157,7 @@ def test_merged_equals_unmerged_and_unload_restores_base(architecture, data):
     import torch
 
     from pytest_peft_edges.models import build_model
-    from pytest_peft_edges.standalone import output, perturb
+    from pytest_peft_edges.helpers import output, perturb
 
     config = data.draw(pst.lora_configs(architecture))
     arch, head = ARCHS[architecture]
@@ -193,7 +193,7 @@ def test_merged_equals_unmerged_and_unload_restores_base(architecture, data):
 def _weighted_merge(spec):
     import torch
 
-    from pytest_peft_edges.standalone import deltas, perturb
+    from pytest_peft_edges.helpers import deltas, perturb
 
     config = {"r": 4, "lora_alpha": 8, "target_modules": ["q_proj", "v_proj"]}
     names = [f"a{i}" for i in range(spec["count"])]
@@ -275,7 +275,7 @@ def _switch(level, order):
     import torch
 
     from pytest_peft_edges.models import build_model
-    from pytest_peft_edges.standalone import output, perturb
+    from pytest_peft_edges.helpers import output, perturb
 
     config = {"r": 4, "lora_alpha": 8, "target_modules": ["query", "value"], "modules_to_save": ["classifier"]}
     steps = [{"op": "get_peft_model", "adapter_name": "a1", "config": config},

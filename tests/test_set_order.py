@@ -12,7 +12,8 @@ import sys
 
 import pytest
 
-from pytest_peft_edges import standalone
+from pytest_peft_edges import engine, helpers
+from pytest_peft_edges.verdicts import Failure
 
 NAMES = [["lin1", "lin10"], ["a", "ab", "abc"], ["w", "x", "y", "z"]]
 
@@ -28,11 +29,11 @@ def assert_every_order(names, renamings):
 
 @pytest.mark.parametrize("names", NAMES, ids=lambda names: "-".join(names))
 def test_every_order_shows_up_in_this_interpreter(names):
-    assert_every_order(names, standalone.set_order_renamings(names))
+    assert_every_order(names, helpers.set_order_renamings(names))
 
 
 def test_every_order_shows_up_under_other_hash_seeds():
-    code = ("import json, sys; from pytest_peft_edges.standalone import set_order_renamings as r; "
+    code = ("import json, sys; from pytest_peft_edges.helpers import set_order_renamings as r; "
             "print(json.dumps([r(n) for n in json.loads(sys.argv[1])]))")
     for seed in ("0", "1", "2", "12345"):
         out = subprocess.run([sys.executable, "-c", code, json.dumps(NAMES)], capture_output=True, text=True,
@@ -54,23 +55,23 @@ def test_the_first_failing_order_is_reported_with_its_label():
     def run(renaming, index):
         runs.append(index)
         iterated = list(set(renaming[name] for name in names))
-        return [{"message": "boom"}] if iterated == [renaming["lin10"], renaming["lin1"]] else []
+        return [Failure("x", "check", ("CheckFailed",), "boom")] if iterated == [renaming["lin10"], renaming["lin1"]] else []
 
-    failures = standalone.failures_per_set_order(names, run)
+    failures = engine.failures_per_set_order(names, run)
     assert runs == [0, 1]
     assert len(failures) == 1
-    assert re.fullmatch(r"\[set order lin10, lin1( \(as v\d+_lin10, v\d+_lin1\))?\] boom", failures[0]["message"])
+    assert re.fullmatch(r"\[set order lin10, lin1( \(as v\d+_lin10, v\d+_lin1\))?\] boom", failures[0].message)
 
 
 def test_no_failure_in_any_order_runs_every_order():
     runs = []
-    assert standalone.failures_per_set_order(["a", "ab", "abc"], lambda renaming, index: runs.append(index) or []) == []
+    assert engine.failures_per_set_order(["a", "ab", "abc"], lambda renaming, index: runs.append(index) or []) == []
     assert runs == list(range(6))
 
 
 def test_renamed_replaces_whole_strings_only():
     value = {"layers": ["lin0", "lin1", "lin10"], "pattern": "lin1", "nested": {"lin1": ("lin1", 1)}, "note": "lin1x"}
-    assert standalone.renamed(value, {"lin1": "v1_lin1"}) == {
+    assert helpers.renamed(value, {"lin1": "v1_lin1"}) == {
         "layers": ["lin0", "v1_lin1", "lin10"], "pattern": "v1_lin1", "nested": {"v1_lin1": ("v1_lin1", 1)},
         "note": "lin1x"}
 
