@@ -148,6 +148,24 @@ def adapters(r: Render, model: Ref = "peft", present: list[str] | None = None, a
 
 
 
+@check("attribute")
+def attribute(r: Render, of: Ref, name: str, expect: Literal["present", "absent"] = "present") -> None:
+    """``of`` (an object or ``object.field``) has, or has not, the attribute ``name`` (``hasattr``).
+
+    Example::
+
+        - check: attribute
+          of: unloaded
+          name: peft_config
+          expect: absent
+    """
+    if not name.isidentifier():
+        raise ValueError(f"{name!r} is not an attribute name")
+    has = "has no" if expect == "present" else "still has the"
+    r.check(f"None if {'' if expect == 'present' else 'not '}hasattr({r.ref(of)}, {name!r}) else {f'{of} {has} attribute {name!r}'!r}")
+
+
+
 LEVELS = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
 
