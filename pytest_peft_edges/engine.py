@@ -20,7 +20,7 @@ from pathlib import Path
 
 from . import checks as _checks  # noqa: F401  (registers the checks)
 from . import steps as _steps  # noqa: F401  (registers the steps)
-from . import gc_freeze, standalone, versions
+from . import gc_freeze, limits, standalone, versions  # limits: issue 15
 from .context import Context
 from .registry import CHECKS, STEPS
 from .schema import Case, KnownBug
@@ -54,15 +54,20 @@ def run_case(case: Case, workdir: Path, stack: dict[str, str | None] | None = No
     """
     stack = versions.stack() if stack is None else stack
     start = time.perf_counter()
-    if case.set_order:
-        def run(renaming: dict[str, str], index: int) -> list[dict[str, Any]]:
-            order_dir = workdir / f"set-order-{index}"
-            order_dir.mkdir(parents=True, exist_ok=True)
-            return _run_once(case.renamed(renaming), order_dir, stack)
+    # issue 15 (limits.py): the per-case time limit; a timeout is the case's `error` and the next case runs.
+    try:
+        with limits.time_limit():
+            if case.set_order:
+                def run(renaming: dict[str, str], index: int) -> list[dict[str, Any]]:
+                    order_dir = workdir / f"set-order-{index}"
+                    order_dir.mkdir(parents=True, exist_ok=True)
+                    return _run_once(case.renamed(renaming), order_dir, stack)
 
-        failures = standalone.failures_per_set_order(case.set_order, run)
-    else:
-        failures = _run_once(case, workdir, stack)
+                failures = standalone.failures_per_set_order(case.set_order, run)
+            else:
+                failures = _run_once(case, workdir, stack)
+    except limits.CaseTimeout as timeout:
+        failures = [timeout.failure]
     return Outcome(tuple(failures), time.perf_counter() - start)
 
 
