@@ -106,17 +106,17 @@ def load_documents(text: str, max_nodes: int = 20_000, max_depth: int = 32) -> l
     """Every YAML document in ``text`` with the line it starts on, or a DocumentError in its place.
 
     A document whose expanded size (aliases counted as what they stand for) passes ``max_nodes``, or
-    whose nesting passes ``max_depth``, is refused before anything is built from it. A syntax error
-    stops the document it is in; reading starts again at the next ``---`` line, so the documents before
-    and after it are kept.
+    whose nesting passes ``max_depth``, is refused before anything is built from it. Such a refusal or
+    a syntax error stops the document it is in; reading starts again at the next ``---`` line, so the
+    documents before and after it are kept.
     """
     results: list[tuple[Any, int] | DocumentError] = []
     offset = 0
     lines = text.splitlines(keepends=True)
     while True:
         chunk = "".join(lines[offset:])
-        verdicts, stream_error = _scan(chunk, offset, max_nodes, max_depth)
-        results.extend(_construct(chunk, offset, verdicts))
+        count, stream_error = _scan(chunk, offset, max_nodes, max_depth)
+        results.extend(_construct(chunk, offset, count))
         if stream_error is None:
             return results
         results.append(stream_error)
@@ -140,14 +140,13 @@ def _problem(exc: BaseException, offset: int) -> DocumentError:
     return DocumentError(line, str(problem), exc)
 
 
-def _scan(text: str, offset: int, max_nodes: int, max_depth: int) -> tuple[list[DocumentError | None], DocumentError | None]:
-    """Walk the events of ``text`` (no tree is built): per document None (fine) or why it is refused;
-    then the syntax error that ended the stream, if any."""
-    verdicts: list[DocumentError | None] = []
+def _scan(text: str, offset: int, max_nodes: int, max_depth: int) -> tuple[int, DocumentError | None]:
+    """Walk the events of ``text`` (no tree is built): how many documents are fine, then the syntax
+    error or the limit that stopped the walk (the caller goes on at the next ``---`` line), if any."""
+    count = 0
     loader = _LineLoader(text)
     stack: list[list[Any]] = []  # per open collection: [expanded size, depth below it, anchor]
     anchors: dict[str, tuple[int, int]] = {}  # anchor -> (expanded size, depth) of its node
-    refused: DocumentError | None = None
     total = 0
 
     def refuse(message: str, mark: Any) -> DocumentError:
@@ -157,26 +156,25 @@ def _scan(text: str, offset: int, max_nodes: int, max_depth: int) -> tuple[list[
         while loader.check_event():
             event = loader.get_event()
             if isinstance(event, yaml.DocumentStartEvent):
-                stack, anchors, refused, total = [], {}, None, 0
+                stack, anchors, total = [], {}, 0
                 continue
             if isinstance(event, yaml.DocumentEndEvent):
-                verdicts.append(refused)
+                count += 1
                 continue
-            if refused is not None or isinstance(event, (yaml.StreamStartEvent, yaml.StreamEndEvent)):
+            if isinstance(event, (yaml.StreamStartEvent, yaml.StreamEndEvent)):
                 continue
             if isinstance(event, yaml.CollectionStartEvent):
                 total += 1
                 stack.append([1, 0, event.anchor])
                 if len(stack) > max_depth:
-                    refused = refuse(f"nesting deeper than {max_depth} levels", event.start_mark)
+                    return count, refuse(f"nesting deeper than {max_depth} levels", event.start_mark)
                 continue
             if isinstance(event, yaml.AliasEvent):
                 if event.anchor not in anchors:
                     held = any(entry[2] == event.anchor for entry in stack)
-                    refused = refuse(f"alias *{event.anchor} " + ("refers to a node that holds it" if held else
-                                                                 "has no anchor &" + str(event.anchor) + " before it"),
-                                     event.start_mark)
-                    continue
+                    return count, refuse(f"alias *{event.anchor} " + (
+                        "refers to a node that holds it" if held else f"has no anchor &{event.anchor} before it"),
+                        event.start_mark)
                 size, depth = anchors[event.anchor]
                 total += size
                 anchor = None
@@ -191,31 +189,26 @@ def _scan(text: str, offset: int, max_nodes: int, max_depth: int) -> tuple[list[
             if stack:
                 stack[-1][0] += size
                 stack[-1][1] = max(stack[-1][1], depth)
+            # A refusal stops the walk here: the caller goes on at the next '---' line.
             if len(stack) + depth > max_depth:
-                refused = refuse(f"nesting deeper than {max_depth} levels (aliases expanded)", event.start_mark)
-            elif total > max_nodes:
-                refused = refuse(f"more than {max_nodes} YAML nodes (aliases expanded)", event.start_mark)
+                return count, refuse(f"nesting deeper than {max_depth} levels (aliases expanded)", event.start_mark)
+            if total > max_nodes:
+                return count, refuse(f"more than {max_nodes} YAML nodes (aliases expanded)", event.start_mark)
     except yaml.YAMLError as exc:
-        return verdicts, _problem(exc, offset)
+        return count, _problem(exc, offset)
     finally:
         loader.dispose()
-    return verdicts, None
+    return count, None
 
 
-def _construct(text: str, offset: int, verdicts: list[DocumentError | None]) -> list[tuple[Any, int] | DocumentError]:
-    """Build the documents of ``text`` the scan accepted; skip (without building) the ones it refused."""
+def _construct(text: str, offset: int, count: int) -> list[tuple[Any, int] | DocumentError]:
+    """Build the first ``count`` documents of ``text`` (the scan found them within the limits)."""
     results: list[tuple[Any, int] | DocumentError] = []
     loader = _LineLoader(text)
     loader.line_offset = offset
     try:
-        # Only get_event and get_node: libyaml's check_node/peek_event keep an event get_event would skip.
-        loader.get_event()  # StreamStart
-        for verdict in verdicts:
-            if verdict is not None:
-                while not isinstance(loader.get_event(), yaml.DocumentEndEvent):
-                    pass
-                results.append(verdict)
-                continue
+        for _ in range(count):
+            loader.check_node()
             try:
                 node = loader.get_node()
                 results.append((loader.construct_document(node), node.start_mark.line + 1 + offset))

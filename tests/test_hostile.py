@@ -37,10 +37,10 @@ def case(case_id: str, steps: str, extra: str = "") -> str:
 
 
 def billion_laughs(levels: int = 10, width: int = 10) -> str:
-    """``levels`` anchors of ``width`` aliases each: width**levels leaves from ~700 bytes."""
-    lines = ["a0: &a0 [" + ", ".join(["lol"] * width) + "]"]
-    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * width) + "]" for i in range(1, levels)]
-    return "id: bomb\ntitle: t\n" + "\n".join(lines) + "\nsteps: [{op: unload}]\n"
+    """``levels`` anchors of ``width`` aliases each in a model config: width**levels leaves from ~800 bytes."""
+    lines = ["    a0: &a0 [" + ", ".join(["lol"] * width) + "]"]
+    lines += [f"    a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * width) + "]" for i in range(1, levels)]
+    return "id: bomb\ntitle: t\nmodel:\n  architecture: bert\n  config:\n" + "\n".join(lines) + "\nsteps: [{op: unload}]\n"
 
 
 def nested(depth: int) -> str:
@@ -105,14 +105,14 @@ HOSTILE = {
     "config-type.yaml": (case("config-type", "  - {op: get_peft_model, config_type: __class__}\n"),
                          "config-type.yaml:5: steps[0].config_type: '__class__' is not the name of a peft config class"),
     # Bounded collection.
-    "bomb.yaml": (billion_laughs(), "bomb.yaml:7: yaml: more than 20000 YAML nodes (aliases expanded)"),
-    "bomb-merge.yaml": ("id: bomb-merge\ntitle: t\n" + "\n".join(
-        [f"a{i}: &a{i} {{" + ", ".join(f"k{j}: *a{i - 1}" for j in range(10)) + "}" if i else "a0: &a0 {x: 1}" for i in range(8)])
-        + "\nsteps: [{op: unload}]\n", "bomb-merge.yaml:7: yaml: more than 20000 YAML nodes (aliases expanded)"),
+    "bomb.yaml": (billion_laughs(), "bomb.yaml:10: yaml: more than 20000 YAML nodes (aliases expanded)"),
+    "bomb-mapping.yaml": ("id: bomb-mapping\ntitle: t\nmodel:\n  architecture: bert\n  config:\n" + "\n".join(
+        [f"    a{i}: &a{i} {{" + ", ".join(f"k{j}: *a{i - 1}" for j in range(10)) + "}" if i else "    a0: &a0 {x: 1}"
+         for i in range(8)]) + "\nsteps: [{op: unload}]\n", "bomb-mapping.yaml:10: yaml: more than 20000 YAML nodes (aliases expanded)"),
     "deep.yaml": (nested(500), "deep.yaml:3: yaml: nesting deeper than 32 levels"),
-    "deeper.yaml": (nested(5000), "deeper.yaml:3: yaml: exceeded maximum nesting depth"),
-    "deep-alias.yaml": ("id: deep-alias\ntitle: t\nx: &x " + "[" * 20 + "]" * 20 + "\ny: " + "[" * 20 + "*x" + "]" * 20
-                        + "\nsteps: [{op: unload}]\n", "deep-alias.yaml:4: yaml: nesting deeper than 32 levels (aliases expanded)"),
+    "deep-alias.yaml": ("id: deep-alias\ntitle: t\nmodel:\n  architecture: bert\n  config:\n    x: &x " + "[" * 20 + "]" * 20
+                        + "\n    y: " + "[" * 20 + "*x" + "]" * 20 + "\nsteps: [{op: unload}]\n",
+                        "deep-alias.yaml:7: yaml: nesting deeper than 32 levels (aliases expanded)"),
     "many-cases.yaml": ("".join(f"---\nid: c{i}\ntitle: t\nsteps: [{{op: unload}}]\n" for i in range(201)),
                         "many-cases.yaml:1: file: holds 201 documents; the limit is 200 cases per file"),
     "long-list.yaml": (case("long-list", "  - {op: unload}\n", "tags: [" + ", ".join(["t"] * 2000) + "]\n"),
