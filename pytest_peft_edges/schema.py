@@ -660,7 +660,15 @@ def _cases_under(path: Path) -> list[Case | MalformedCase]:
     if not files:
         return [MalformedCase(f"malformed-{_slug(path.name or 'path')}", CaseFormatError(
             path, 0, "path", "is a directory without *.yaml/*.yml case files"))]
-    return [case for file in files for case in read_case_file(file)]
+    found: list[Case | MalformedCase] = []
+    root = path.resolve() if path.is_dir() else None
+    for file in files:
+        if root is not None and not file.resolve().is_relative_to(root):  # a link out of a shared case directory
+            found.append(MalformedCase(f"malformed-{_slug(file.stem)}", CaseFormatError(
+                file, 0, "file", "is a link to a file outside the case directory; name that file itself to run it")))
+            continue
+        found.extend(read_case_file(file))
+    return found
 
 
 def _unique_sorted(found: list[Case | MalformedCase]) -> list[Case | MalformedCase]:

@@ -239,6 +239,28 @@ def test_special_files_are_refused_even_when_named(tmp_path):
                                f"{tmp_path}:0: path: is a directory without *.yaml/*.yml case files"])
 
 
+def test_a_link_out_of_a_case_directory_is_not_followed(tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    cases = tmp_path / "cases"
+    cases.mkdir()
+    (cases / "passwd.yaml").symlink_to(secret)
+    (cases / "ok.yaml").write_text("id: ok-case\ntitle: t\nsteps: [{op: unload}]\n")
+    (cases / "inside.yaml").symlink_to(cases / "ok.yaml")  # a link inside the directory is fine (same id twice)
+    found = schema.load_cases([cases])
+    assert [item.id for item in found] == ["duplicate-ok-case", "malformed-passwd", "ok-case"]
+    assert str(found[1].error) == (f"{cases / 'passwd.yaml'}:0: file: is a link to a file outside the case directory; "
+                                   "name that file itself to run it")
+    assert all("root:" not in str(getattr(item, "error", "")) for item in found)
+
+
+def test_search_is_time_bounded():
+    pytest.importorskip("regex")
+    with pytest.raises(TimeoutError):
+        limits.search(r"(a|aa)+$", "a" * 40 + "b", seconds=0.2)
+    assert limits.search(r"lora_B", "x.lora_B.default") and not limits.search(r"^x$", "y")
+
+
 def test_file_size_limit(tmp_path):
     path = tmp_path / "big.yaml"
     path.write_text("id: big\ntitle: t\nsteps: [{op: unload}]\n# " + "x" * 1_000_000 + "\n")
