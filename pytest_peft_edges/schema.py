@@ -65,7 +65,7 @@ ATTENTION = {"eager", "sdpa"}
 #: peft config types a case may not name (they load adapters or models from paths).
 REFUSED_CONFIG_TYPES = {"XLoraConfig": "it loads the adapters it names from paths",
                         "ShadowConfig": "it loads the model it names from a path or the Hub"}
-PLAIN_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$")
+PLAIN_NAME = re.compile(r"^\w[\w-]{0,63}$")  # letters (any script), digits, "_", "-": a safe path component
 
 
 class CaseFormatError(ValueError):
@@ -301,7 +301,7 @@ class _Reader:
     def plain_names(self, value: Any, line: int, field: str) -> None:
         """Adapter names become path components (peft saves a non-default adapter under its name)."""
         for name in value if isinstance(value, list) else [value]:
-            if isinstance(name, str) and not PLAIN_NAME.match(name):
+            if isinstance(name, str) and not PLAIN_NAME.fullmatch(name):
                 raise self.fail(line, field, f"{name!r} is not a plain name (letters, digits, '_' and '-'; "
                                              "no '/', '\\', '.', at most 64): peft joins adapter names into paths")
 
@@ -334,7 +334,7 @@ class _Reader:
     def case(self, doc: Any, line: int) -> Case:
         doc = self.mapping(doc, line, "", CASE_KEYS, {"id", "title", "steps"})
         case_id = self.typed(doc, "id", "", str)
-        if not ID_PATTERN.match(case_id):
+        if not ID_PATTERN.fullmatch(case_id):
             raise self.fail(doc.line_of("id"), "id", f"{case_id!r} is not a slug (lower-case letters, digits and '-')")
         title = self.typed(doc, "title", "", str).strip()
         description = (self.typed(doc, "description", "", str, "") or "").strip()
@@ -349,7 +349,7 @@ class _Reader:
         if set_order and not (2 <= len(set(set_order)) == len(set_order) <= 4 and all(set_order)):
             raise self.fail(doc.line_of("set_order"), "set_order", "2 to 4 distinct, non-empty names")
         for index, name in enumerate(set_order):
-            if not PLAIN_NAME.match(name):
+            if not PLAIN_NAME.fullmatch(name):
                 raise self.fail(doc.line_of("set_order"), f"set_order[{index}]", f"{name!r} is not a plain name")
         if names & set(set_order):
             raise self.fail(doc.line_of("set_order"), "set_order",
@@ -440,12 +440,12 @@ class _Reader:
                 raise self.fail(line, _join(field, key), reason)
             self.bounded(value, line, _join(field, key), key, config=key == "config")
             self.safe_fields(key, value, line, _join(field, key), param, names)
-            if param.role == "ref" and not all(FIELD_PATTERN.match(part) for part in str(value).split(".")[1:]):
+            if param.role == "ref" and not all(FIELD_PATTERN.fullmatch(part) for part in str(value).split(".")[1:]):
                 raise self.fail(line, _join(field, key), f"{value!r}: a field after '.' must be a plain public name")
             if param.role == "ref" and isinstance(value, str) and value.split(".", 1)[0] not in names:
                 raise self.fail(line, _join(field, key),
                                 f"{value!r} is not made by an earlier step{_close(value, names)}; known: {', '.join(sorted(names)) or 'none'}")
-            if param.role == "out" and not NAME_PATTERN.match(str(value)):
+            if param.role == "out" and not NAME_PATTERN.fullmatch(str(value)):
                 raise self.fail(line, _join(field, key), f"{value!r} is not a plain name (letters, digits, '_' and '-')")
             if param.role == "refs" and isinstance(value, dict):
                 unknown = [name for name in value if str(name).split(".", 1)[0] not in names]
@@ -629,7 +629,7 @@ def _read_case_file(path: Path, malformed_id: str) -> list[Case | MalformedCase]
             cases.append(reader.case(document, line))
         except CaseFormatError as exc:
             doc_id = document.get("id") if isinstance(document, dict) else None
-            name = f"malformed-{doc_id}" if isinstance(doc_id, str) and ID_PATTERN.match(doc_id) else malformed_id + suffix
+            name = f"malformed-{doc_id}" if isinstance(doc_id, str) and ID_PATTERN.fullmatch(doc_id) else malformed_id + suffix
             cases.append(MalformedCase(name, exc))
     return cases
 

@@ -59,6 +59,8 @@ HOSTILE = {
     "adapter-backslash.yaml": (case("adapter-backslash", "  - {op: get_peft_model}\n  - {op: add_adapter, adapter_name: 'a\\b', config: {r: 2}}\n"),
                                "adapter-backslash.yaml:6: steps[1].adapter_name: 'a\\\\b' is not a plain name"),
     "adapter-dot.yaml": (case("adapter-dot", SAVE_OTHER % ".hidden"), "adapter-dot.yaml:5: steps[0].adapter_name: '.hidden' is not a plain name"),
+    "adapter-newline.yaml": (case("adapter-newline", SAVE_OTHER % '"x\\n"'),
+                             "adapter-newline.yaml:5: steps[0].adapter_name: 'x\\n' is not a plain name"),
     "selected-adapters.yaml": (case("selected-adapters", "  - {op: get_peft_model}\n"
                                     "  - {op: save_pretrained, dir: out, selected_adapters: [default, ../up]}\n"),
                                "selected-adapters.yaml:6: steps[1].selected_adapters: '../up' is not a plain name"),
@@ -252,6 +254,14 @@ def test_a_link_out_of_a_case_directory_is_not_followed(tmp_path):
     assert str(found[1].error) == (f"{cases / 'passwd.yaml'}:0: file: is a link to a file outside the case directory; "
                                    "name that file itself to run it")
     assert all("root:" not in str(getattr(item, "error", "")) for item in found)
+
+
+def test_the_limits_section_for_the_docs_names_every_refused_field_and_limit():
+    text = limits.markdown()
+    for name in list(schema.CODE_FIELDS) + list(schema.REFUSED_CONFIG_TYPES):
+        assert f"`{name}`" in text
+    for name, value in {**limits.SIZES, **limits.COLLECTION}.items():
+        assert f"`{name}` {value}" in text
 
 
 def test_search_is_time_bounded():
