@@ -302,6 +302,8 @@ is one `file:line: field: message` error on the case's own test id, and the othe
   `rank_pattern`/`alpha_pattern`) are compiled when the file is read; a repeat or an alternation inside
   a repeat (`(a+)+`, `(ab|cd)*`) and back-references are refused.
 - **Sizes that fit a tiny model**, wherever the field appears: {sizes}.
+- **Strings and keys** hold no control characters but whitespace (no `ESC`, `BEL`, ...): they reach
+  terminals and reports. Messages escape what they quote from the file and stop at {MAX_MESSAGE} characters.
 - **Reading the file**: {collection} (nodes and depth count aliases expanded); FIFOs, devices and
   links out of a case directory are refused; merge keys (`<<: *base`) work as YAML defines them.
 - **Time**: each case runs under a time limit (default {DEFAULT_TIMEOUT:g} s); past it the verdict is

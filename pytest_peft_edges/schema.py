@@ -68,6 +68,10 @@ REFUSED_CONFIG_TYPES = {"XLoraConfig": "it loads the adapters it names from path
 PLAIN_NAME = re.compile(r"^\w[\w-]{0,63}$")  # letters (any script), digits, "_", "-": a safe path component
 
 
+#: C0/C1 control characters and DEL, except the whitespace ones (tab, newline, carriage return, VT, FF).
+_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f]")
+
+
 class CaseFormatError(ValueError):
     """A malformed case: names the file, line and field."""
 
@@ -253,6 +257,8 @@ class _Reader:
             raise self.fail(line, field, "number must be finite")
         if isinstance(value, str) and len(value) > limits.COLLECTION["string_chars"]:
             raise self.fail(line, field, f"string is longer than {limits.COLLECTION['string_chars']} characters")
+        if isinstance(value, str):
+            self.no_control(value, line, field)
         if config and key in CONFIG_REGEX_FIELDS and isinstance(value, str):
             self.safe_regex(value, line, field)
         if isinstance(value, dict):
@@ -265,6 +271,8 @@ class _Reader:
                                         f"(limit {limits.SIZES['r']}; raise it with --peft-edges-limits r=N)")
             for item_key, item in value.items():
                 item_line = value.line_of(item_key) if isinstance(value, LineDict) else line
+                if isinstance(item_key, str):
+                    self.no_control(item_key, item_line, _join(field, item_key))
                 if config:
                     self.not_code(item_key, item, item_line, _join(field, item_key))
                 self.bounded(item, item_line, _join(field, item_key), item_key, config)
@@ -277,6 +285,12 @@ class _Reader:
                 if config and key == "layers_pattern" and isinstance(item, str):
                     self.safe_regex(item, item_line, f"{field}[{index}]")
                 self.bounded(item, item_line, f"{field}[{index}]", None, config)
+
+    def no_control(self, text: str, line: int, field: str) -> None:
+        """No terminal control characters (ESC, BEL, ...) in a case: its strings reach terminals and reports."""
+        match = _CONTROL.search(text)
+        if match:
+            raise self.fail(line, field, f"control character U+{ord(match.group()):04X} is not allowed in a case")
 
     def not_code(self, key: Any, value: Any, line: int, field: str) -> None:
         """Refuse a config field that makes peft/transformers import, call or read what the case names."""

@@ -162,6 +162,10 @@ HOSTILE = {
                            "known-bug-ids.yaml:8: known_bugs[1].id: duplicate known-bug id 'same'; first at line 5"),
     "escape\x1b[2J.yaml": (case("escape-key", "  - {op: unload}\n", '"colour\\e]0;pwned\\a": 1\n'),
                            "escape\\x1b[2J.yaml:4: colour\\x1b]0;pwned\\x07: unknown field"),
+    "escape-title.yaml": ('id: escape-title\ntitle: "\\e]8;;http://x\\e\\\\click\\e[2J"\nsteps: [{op: unload}]\n',
+                          "escape-title.yaml:2: title: control character U+001B is not allowed in a case"),
+    "escape-config-key.yaml": (case("escape-config-key", '  - {op: get_peft_model, config: {"r\\e[2J": 2}}\n'),
+                               "escape-config-key.yaml:5: steps[0].config.r\\x1b[2J: control character U+001B"),
     "long-message.yaml": ("id: " + "x" * 9_000 + "\ntitle: t\nsteps: [{op: unload}]\n",
                           "long-message.yaml:1: id: 'xxxx"),
 }
