@@ -12,17 +12,14 @@ The command-line options ``--peft-edges-timeout SECONDS`` and ``--peft-edges-lim
 :func:`timeout` and the size limits when pytest parses them (their argparse ``type`` is
 :func:`timeout_option` / :func:`limits_option`); :func:`configure` does the same for other callers.
 
-Importing this module is cheap (standard library only).
+Importing this module is cheap: the plugin reads its options at every pytest start, so what only a case
+run needs (signal, threading, unicodedata, regex) is imported inside the functions that use it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import re
-import signal
-import threading
-import time
-import unicodedata
 from typing import Any, Iterator
 
 #: Collection limits (raisable with ``--peft-edges-limits NAME=N``).
@@ -126,6 +123,8 @@ def limits_option(text: str) -> dict[str, int]:
 
 def printable(text: Any, limit_chars: int = MAX_MESSAGE) -> str:
     """``text`` safe for a terminal and bounded: control characters escaped, cut at ``limit_chars``."""
+    import unicodedata
+
     text = str(text)
     if len(text) > limit_chars * 4:
         text = text[: limit_chars * 4]
@@ -254,6 +253,10 @@ def time_limit(seconds: float | None = None) -> Iterator[None]:
     (pytest-timeout's signal method) is restored afterwards. Python's ``re`` checks signals while
     matching, so a slow regex is interrupted too.
     """
+    import signal
+    import threading
+    import time
+
     seconds = timeout() if seconds is None else seconds
     if (not seconds or not hasattr(signal, "setitimer")
             or threading.current_thread() is not threading.main_thread()):
