@@ -398,8 +398,9 @@ def test_a_case_past_its_time_limit_is_an_error_and_the_next_case_runs(peft_load
         result = pytester.runpytest("-p", "peft_edges", "--peft-edges-cases", "cases", "--peft-edges-timeout", "2",
                                     "--peft-edges-report", "r.json", "-v")
     result.assert_outcomes(passed=1, failed=1)
+    # 'snapshot' on a quiet machine; under heavy load an earlier step may be the one still running at 2 s
     result.stdout.fnmatch_lines(["*aa-slow*FAILED*", "*zz-good*PASSED*",
-                                 "*timed out at step 'snapshot' after 2 s (the per-case time limit; raise it with "
+                                 "*timed out at step '*' after 2 s (the per-case time limit; raise it with "
                                  "--peft-edges-timeout)*"])
     limits.configure(timeout_s=limits.DEFAULT_TIMEOUT)  # the option is process-wide: leave the default behind
     verdicts = {entry["id"]: entry["verdict"] for entry in json.loads((pytester.path / "r.json").read_text())["cases"]}
