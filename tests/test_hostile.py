@@ -337,6 +337,34 @@ def test_time_limit_interrupts_a_slow_regex_and_names_the_step():
     time.sleep(0.3)
 
 
+def test_time_limit_fires_again_when_the_first_timeout_is_swallowed():
+    swallowed = []
+    with pytest.raises(limits.CaseTimeout):
+        with limits.time_limit(0.05):
+            try:
+                time.sleep(5)
+            except BaseException as exc:  # noqa: BLE001 - code that eats everything
+                swallowed.append(exc)
+            time.sleep(5)
+    assert len(swallowed) == 1 and isinstance(swallowed[0], limits.CaseTimeout)
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+
+
+def test_an_outer_timer_survives_the_time_limit():
+    fired = []
+    previous = signal.signal(signal.SIGALRM, lambda *args: fired.append(True))
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.5)
+        with limits.time_limit(5):
+            pass
+        assert 0 < signal.getitimer(signal.ITIMER_REAL)[0] <= 0.5
+        time.sleep(0.8)
+        assert fired == [True]
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def test_time_limit_is_not_swallowed_by_except_exception():
     with pytest.raises(limits.CaseTimeout):
         with limits.time_limit(0.05):
