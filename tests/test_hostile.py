@@ -392,20 +392,28 @@ def write_corpus(directory: Path) -> None:
 
 def test_the_whole_corpus_is_refused_and_the_good_case_still_passes(peft_loaded, pytester):
     write_corpus(pytester.path / "cases")
+    good = [GOOD.replace("id: zz-good", f"id: zz-good-{number}") for number in (1, 2, 4)]
+    (pytester.path / "multi.yaml").write_text("---\n".join([good[0], good[1], "id: [unclosed\n", good[2]]))
+    os.mkfifo(pytester.path / "pipe.yaml")
     start = time.perf_counter()
     with within(60):
-        result = pytester.runpytest("-p", "peft_edges", "--peft-edges-cases", "cases", "--peft-edges-report", "r.json", "-rE")
+        result = pytester.runpytest("-p", "peft_edges", "--peft-edges-cases", "cases", "--peft-edges-cases", "multi.yaml",
+                                    "--peft-edges-cases", "pipe.yaml", "--peft-edges-cases", "/dev/zero",
+                                    "--peft-edges-report", "r.json", "-rE")
     elapsed = time.perf_counter() - start
-    result.assert_outcomes(passed=1, errors=len(HOSTILE))
+    result.assert_outcomes(passed=4, errors=len(HOSTILE) + 3)
     out = result.stdout.str()
     for name, (_text, expected) in HOSTILE.items():
         assert limits.printable(expected) in out, f"{name}: {expected!r} not in output"
+    for expected in ("multi.yaml:18: yaml: did not find expected ',' or ']' (document 3 of this file",
+                     "pipe.yaml:0: file: is a FIFO, not a case file", "/dev/zero:0: file: is a device, not a case file"):
+        assert expected in out
     assert "\x1b" not in out and "Traceback" not in out and "schema.py" not in out
     report = json.loads((pytester.path / "r.json").read_text())
     verdicts = {entry["id"]: entry["verdict"] for entry in report["cases"]}
-    assert verdicts.pop("zz-good") == "fixed"
-    assert set(verdicts.values()) == {"error"} and len(verdicts) == len(HOSTILE)
-    print(f"hostile corpus: {len(HOSTILE)} files refused + 1 good case in {elapsed:.2f} s")
+    assert [verdicts.pop(f"zz-good{suffix}") for suffix in ("", "-1", "-2", "-4")] == ["fixed"] * 4
+    assert set(verdicts.values()) == {"error"} and len(verdicts) == len(HOSTILE) + 3
+    print(f"hostile corpus: {len(HOSTILE) + 3} refused + 4 good cases in {elapsed:.2f} s")
 
 
 SLOW = """\
