@@ -288,3 +288,41 @@ def time_limit(seconds: float | None = None) -> Iterator[None]:
                 break
             except CaseTimeout:
                 continue
+
+
+def markdown() -> str:
+    """The "Limits" section of docs/cases.md (for docs.py): what a case cannot do, every limit and its default."""
+    from . import schema
+
+    sizes = ", ".join(f"`{name}` {value}" for name, value in _DEFAULT_SIZES.items())
+    collection = ", ".join(f"`{name}` {value}" for name, value in _DEFAULT_COLLECTION.items())
+    code = ", ".join(f"`{name}`" for name in schema.CODE_FIELDS)
+    return f"""## Limits: a case is untrusted input
+
+A case file may come from anyone, so it is checked when it is read, before anything runs; every refusal
+is one `file:line: field: message` error on the case's own test id, and the other cases still run.
+
+- **Names**: adapter names (`adapter_name`, `adapters`, `selected_adapters`, `adapter`, `present`,
+  `absent`, `active`), `set_order` names, `as` and `dir` are plain names (letters, digits, `_`, `-`;
+  at most 64; no `/`, `\\\\`, `.`): peft joins adapter names into paths when it saves.
+- **Directories**: a `dir` field that reads (`load_base`, `from_pretrained`, `load_adapter`,
+  `read_adapter_file`, `transformers_load_adapter`, `auto_from_pretrained`) names a directory an earlier
+  step of the same case wrote (`save_base`, `save_pretrained`, `dump_state_dict`), never a dotted value.
+- **Nothing is code**: in any `config` (the model's or a step's), these fields are refused on every
+  release: {code}; any field starting with `_` or ending in `_path`, `_file`, `_dir`, `_module`,
+  `_class`; `attn_implementation` other than `eager`/`sdpa`; `config_type` {", ".join(f"`{t}`" for t in schema.REFUSED_CONFIG_TYPES)}.
+- **Regular expressions** (`pattern`, `match`, `raises.match`, `fails.match`, the keys of `rename` and
+  `key_mapping`, string `target_modules`/`exclude_modules`/`layers_pattern`, the keys of
+  `rank_pattern`/`alpha_pattern`) are compiled when the file is read; a repeat or an alternation inside
+  a repeat (`(a+)+`, `(ab|cd)*`) and back-references are refused.
+- **Sizes that fit a tiny model**, wherever the field appears: {sizes}.
+- **Strings and keys** hold no control characters but whitespace (no `ESC`, `BEL`, ...): they reach
+  terminals and reports. Messages escape what they quote from the file and stop at {MAX_MESSAGE} characters.
+- **Reading the file**: {collection} (nodes and depth count aliases expanded); FIFOs, devices and
+  links out of a case directory are refused; merge keys (`<<: *base`) work as YAML defines them.
+- **Time**: each case runs under a time limit (default {DEFAULT_TIMEOUT:g} s); past it the verdict is
+  `error` with `timed out at step '<id>'`, and the next case runs.
+
+Raise a limit for a case that needs it: `--peft-edges-limits NAME=N,NAME=N` (any name above) and
+`--peft-edges-timeout SECONDS` (`0`: no time limit).
+"""
