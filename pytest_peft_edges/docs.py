@@ -167,7 +167,9 @@ def render() -> str:
 
     heads = "; ".join(f"`{arch}`: {', '.join(f'`{h}`' for h in heads)}" for arch, heads in HEADS.items())
     text = HEADER.format(heads=heads, verdicts=", ".join(f"`{v.value}`" for v in Verdict), tracked=", ".join(TRACKED))
-    lines = [text.rstrip(), ""] + _section("step", registry.STEPS) + _section("check", registry.CHECKS)
+    from .limits import markdown as limits
+
+    lines = [text.rstrip(), "", limits().rstrip(), ""] + _section("step", registry.STEPS) + _section("check", registry.CHECKS)
     return "\n".join(lines).rstrip() + "\n"
 
 

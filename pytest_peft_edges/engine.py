@@ -16,7 +16,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from . import codegen, gc_freeze, helpers, versions
+from . import codegen, gc_freeze, helpers, limits, versions
 from .schema import Case
 from .verdicts import Failure, Judgement, judge as judge_failures
 
@@ -85,15 +85,19 @@ def run_case(case: Case, workdir: Path, stack: dict[str, str | None] | None = No
     except (ValueError, KeyError) as exc:
         return Outcome((Failure("render", "case", ("CaseError",), f"cannot render the case: {exc}"),),
                        time.perf_counter() - start)
-    if not case.set_order:
-        failures = _run_once(program, workdir, stack, {})
-    else:
-        def run(renaming: dict[str, str], index: int) -> list[Failure]:
-            order_dir = workdir / f"set-order-{index}"
-            order_dir.mkdir(parents=True, exist_ok=True)
-            return _run_once(program, order_dir, stack, renaming)
+    try:  # the per-case time limit (limits.py): a timeout is the case's error, and the next case runs
+        with limits.time_limit():
+            if not case.set_order:
+                failures = _run_once(program, workdir, stack, {})
+            else:
+                def run(renaming: dict[str, str], index: int) -> list[Failure]:
+                    order_dir = workdir / f"set-order-{index}"
+                    order_dir.mkdir(parents=True, exist_ok=True)
+                    return _run_once(program, order_dir, stack, renaming)
 
-        failures = failures_per_set_order(list(case.set_order), run)
+                failures = failures_per_set_order(list(case.set_order), run)
+    except limits.CaseTimeout as timeout:
+        failures = [timeout.failure]
     return Outcome(tuple(failures), time.perf_counter() - start)
 
 

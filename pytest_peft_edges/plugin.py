@@ -41,6 +41,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="write the verdict of every case as JSON to FILE")
     group.addoption("--peft-edges-export-failures", dest="peft_edges_export_failures", default=None, metavar="DIR",
                     help="write a standalone reproduction script to DIR for every case that failed or reproduced")
+    from . import limits  # issue 15: options applied when parsed (limits.timeout_option/limits_option)
+
+    group.addoption("--peft-edges-timeout", dest="peft_edges_timeout", default="60", type=limits.timeout_option,
+                    metavar="SECONDS", help="per-case time limit (default 60; 0 turns it off)")
+    group.addoption("--peft-edges-limits", dest="peft_edges_limits", default="", type=limits.limits_option,
+                    metavar="NAME=N,...", help="raise size limits of cases, e.g. num_hidden_layers=32,r=128 (see docs/cases.md)")
     parser.addini("peft_edges_cases", type="paths", default=[],
                   help="YAML case files or directories of this repo (relative to the ini file)")
     parser.addini("peft_edges_known", default="xfail", help="default of --peft-edges-known")

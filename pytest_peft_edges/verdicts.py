@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import re
 from typing import Any
 
-from . import versions
+from . import limits, versions
 
 
 class Verdict(str, enum.Enum):
@@ -94,7 +93,7 @@ def matches(spec: Any, failure: Failure) -> bool:
             return False
     elif failure.kind != "check" or failure.at != spec.check:
         return False
-    return spec.match is None or re.search(spec.match, failure.message) is not None
+    return spec.match is None or limits.search(spec.match, failure.message)
 
 
 def _explaining(bugs: list[Any], failure: Failure) -> Any:
@@ -116,6 +115,9 @@ def judge(failures: list[Failure], bugs: list[Any], stack: dict[str, str | None]
             return Judgement(Verdict.RANGE_WRONG, f"known bug {bug.id} ({bug.range_label()}) should affect "
                              f"{installed}, but the case passed: its recorded range is wrong", bug)
         return Judgement(Verdict.FIXED, "behaves as fixed")
+    timeout = next((f for f in failures if f.types[:1] == ("CaseTimeout",)), None)
+    if timeout is not None:
+        return Judgement(Verdict.ERROR, timeout.message, None, timeout)
     first = failures[0]
     also = "".join(f"; also {failure.describe()}" for failure in failures[1:4])
     if in_range:

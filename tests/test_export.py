@@ -55,7 +55,7 @@ def test_every_bundled_case_exports_and_its_script_agrees_with_the_plugin(pytest
         path = tmp_path / f"{case.id}.py"
         assert cli.main(["export", case.id, "-o", str(path)]) == 0
         ast.parse(path.read_text())
-        assert "pytest_peft_edges" not in path.read_text().replace(f"pytest-peft-edges", "")
+        assert "pytest_peft_edges" not in path.read_text().replace("pytest-peft-edges", "")
         scripts.append(path)
     results = run_scripts(scripts, tmp_path)
     for case in cases:
@@ -72,11 +72,11 @@ title: "x\\"\\"\\" + __import__('os').system('touch PWNED') + \\"\\"\\"\\n impor
 description: "line one\\r\\nimport os\\x0bos.system('touch PWNED3')\\u2028os.system('touch PWNED4')"
 model: {architecture: bert}
 steps:
-  - {op: get_peft_model, adapter_name: "a'b\\"c\\\\d", config: {r: 2, target_modules: [query]}}
-  - {op: perturb, model: peft, pattern: "lora_B\\\\.a'b\\"c", seed: 1}
+  - {op: get_peft_model, adapter_name: ab_cd, config: {r: 2, target_modules: [query]}}
+  - {op: perturb, model: peft, pattern: "lora_B\\\\.ab_cd|a'b\\"c\\\\\\\\d", seed: 1}
 expect:
-  - {check: adapters, present: ["a'b\\"c\\\\d"]}
-  - {check: value, of: peft.active_adapter, equals: "a'b\\"c\\\\d"}
+  - {check: adapters, present: [ab_cd]}
+  - {check: value, of: peft.active_adapter, equals: ab_cd}
 '''
 
 
@@ -117,12 +117,13 @@ def test_yaml_strings_cannot_inject_code(pytester, tmp_path):
     (tmp_path / "hostile.yaml").write_text(HOSTILE)
     (case,) = load_cases([tmp_path / "hostile.yaml"])
     assert isinstance(case, Case), case
-    assert "touch PWNED" in case.title and "\\" in case.steps[0].fields["adapter_name"]
+    # issue 15: adapter names are plain names now; quotes and backslashes travel in a regex instead
+    assert "touch PWNED" in case.title and "\\" in case.steps[1].fields["pattern"] and '"' in case.steps[1].fields["pattern"]
     script = tmp_path / "hostile.py"
     assert cli.main(["export", "hostile-strings", "--cases", str(tmp_path / "hostile.yaml"), "-o", str(script)]) == 0
     tree = ast.parse(script.read_text())
     constants = {node.value for node in ast.walk(tree) if isinstance(node, ast.Constant)}
-    assert case.steps[0].fields["adapter_name"] in constants
+    assert case.steps[1].fields["pattern"] in constants
     # the title and description only reach comments, each of their lines behind a '#'
     assert all(line.lstrip().startswith("#") for line in script.read_text().splitlines() if "PWNED" in line
                and not line.lstrip().startswith(("fail(", "perturb(")))
