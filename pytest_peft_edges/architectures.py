@@ -30,6 +30,11 @@ HEADS: dict[str, dict[str, str]] = {
         "causal_lm": "OPTForCausalLM",
     },
     "mlp": {"base": "TinyMLP"},
+    "conv": {"base": "TinyConv"},
+    "mha": {"base": "TinyMHA"},
+    "t5": {"base": "T5Model", "seq2seq_lm": "T5ForConditionalGeneration"},
+    "bart": {"base": "BartModel", "seq2seq_lm": "BartForConditionalGeneration"},
+    "gemma3": {"base": "Gemma3TextModel", "causal_lm": "Gemma3ForCausalLM"},
     "roberta": {
         "base": "RobertaModel",
         "seq_cls": "RobertaForSequenceClassification",
@@ -38,7 +43,12 @@ HEADS: dict[str, dict[str, str]] = {
     },
 }
 
-#: The tiny configs: hidden 32, 2 layers, 4 heads, intermediate 37, vocab 99, 2 labels.
+#: The tiny configs: hidden 32, 2 layers, 4 heads, intermediate 37, vocab 99, 2 labels. ``mlp``, ``conv``
+#: and ``mha`` are plain torch models (:mod:`.helpers`) whose modules a case names freely; ``t5`` and
+#: ``bart`` are seq2seq; ``gemma3`` has a scaled embedding; ``gpt2`` ties its input and output embeddings.
+#: Models of no ``transformers`` config class.
+TORCH_MODELS = {"TinyMLP": "tiny_mlp", "TinyConv": "tiny_conv", "TinyMHA": "tiny_mha"}
+SEQ2SEQ = {"t5", "bart"}
 CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
     "bert": (
         "BertConfig",
@@ -62,6 +72,25 @@ CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
              word_embed_proj_dim=32, max_position_embeddings=64, pad_token_id=1, num_labels=2),
     ),
     "mlp": ("TinyMLP", dict(layers=["lin0", "lin1", "lin2"], hidden=8)),
+    "conv": ("TinyConv", dict(kind="conv2d", channels=3, out_channels=8, kernel_size=3, groups=1, size=8)),
+    "mha": ("TinyMHA", dict(hidden=8, heads=2, call="keywords")),
+    "t5": (
+        "T5Config",
+        dict(vocab_size=99, d_model=32, d_kv=8, d_ff=37, num_layers=2, num_decoder_layers=2, num_heads=4,
+             relative_attention_num_buckets=8, decoder_start_token_id=0, pad_token_id=0, eos_token_id=1),
+    ),
+    "bart": (
+        "BartConfig",
+        dict(vocab_size=99, d_model=32, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
+             decoder_attention_heads=4, encoder_ffn_dim=37, decoder_ffn_dim=37, max_position_embeddings=64,
+             pad_token_id=1, bos_token_id=0, eos_token_id=2, decoder_start_token_id=2),
+    ),
+    "gemma3": (
+        "Gemma3TextConfig",
+        dict(vocab_size=99, hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4,
+             num_key_value_heads=2, head_dim=8, max_position_embeddings=64, pad_token_id=0,
+             tie_word_embeddings=False),
+    ),
     "roberta": (
         "RobertaConfig",
         dict(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,

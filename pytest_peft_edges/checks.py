@@ -166,6 +166,40 @@ def attribute(r: Render, of: Ref, name: str, expect: Literal["present", "absent"
 
 
 
+@check("hooks")
+def hooks(r: Render, type: str, model: Ref = "peft", kind: Literal["forward_pre", "forward"] = "forward_pre",
+          expect: Literal["none", "some"] = "none") -> None:
+    """How many forward (pre-)hooks the modules of class ``type`` (a name in their MRO) of ``model`` hold.
+
+    Example::
+
+        - check: hooks
+          type: LoraLayer
+          expect: none
+    """
+    attribute = "_forward_pre_hooks" if kind == "forward_pre" else "_forward_hooks"
+    r(f"found = sum(len(m.{attribute}) for m in {r.ref(model)}.modules() if {type!r} in [c.__name__ for c in type(m).__mro__])")
+    if expect == "none":
+        r.check(f"f'{{found}} {kind} hooks on {type} modules of {model}' if found else None")
+    else:
+        r.check(f"None if found else 'no {kind} hook on {type} modules of {model}'")
+
+
+@check("scaled")
+def scaled(r: Render, a: Ref, b: Ref, factor: float, atol: float = 1e-6) -> None:
+    """Every non-zero entry of snapshot ``a`` is ``factor`` times the entry of ``b`` of the same name
+    (what DARE's rescaling promises); ``a`` must keep some non-zero entry.
+
+    Example::
+
+        - check: scaled
+          a: merged_delta
+          b: source_delta
+          factor: 2.0
+    """
+    r.check(f"{r.helper('not_scaled')}({r.ref(a)}, {r.ref(b)}, {float(factor)!r}, atol={atol!r}, names=({a!r}, {b!r}))")
+
+
 LEVELS = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
 

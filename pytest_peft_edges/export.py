@@ -18,10 +18,10 @@ import textwrap
 from typing import Any
 
 from . import __version__, codegen, helpers, versions
+from .architectures import SEQ2SEQ
 from .schema import Case
 from .verdicts import ACTIONS, Verdict
 
-SEQ2SEQ = {"t5", "bart"}
 EXIT_FIXED = ACTIONS[Verdict.FIXED].exit_code
 EXIT_BUG = ACTIONS[Verdict.REPRODUCED].exit_code
 EXIT_CANNOT_JUDGE = ACTIONS[Verdict.ERROR].exit_code
@@ -86,7 +86,7 @@ def render_script(case: Case) -> str:
               f"Exit {EXIT_CANNOT_JUDGE}: cannot judge here.", ""]
 
     architectures = program.names.architectures
-    kinds = {"mlp"} & architectures | ({"seq2seq"} if architectures & SEQ2SEQ else set())
+    kinds = ({"torch"} if architectures & {"mlp", "conv", "mha"} else set()) | ({"seq2seq"} if architectures & SEQ2SEQ else set())
     sources = {name: codegen.helper_source(name, kinds) for name in used}
     modules = {"collections", "re", "sys", "traceback", "pathlib", "tempfile"}
     modules |= {name for name in ("contextlib", "json", "io") if any(f"{name}." in text for text in sources.values())}

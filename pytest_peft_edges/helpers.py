@@ -27,11 +27,9 @@ def tiny_mlp(layers=("lin0", "lin1", "lin2"), hidden=8):
     import torch
 
     class TinyMLP(torch.nn.Module):
-        is_tiny_mlp = True
-
         def __init__(self):
             super().__init__()
-            self.layer_paths, self.hidden = list(layers), hidden
+            self.layer_paths, self.input_shape = list(layers), (hidden,)
             for path in self.layer_paths:
                 parent = self
                 *heads, leaf = path.split(".")
@@ -49,16 +47,57 @@ def tiny_mlp(layers=("lin0", "lin1", "lin2"), hidden=8):
     return TinyMLP()
 
 
+def tiny_conv(kind="conv2d", channels=3, out_channels=8, kernel_size=3, groups=1, size=8):
+    """A ``conv`` (Conv1d/2d/3d, padding kernel_size // 2, bias) then a mean over space and a Linear ``lin``."""
+    import torch
+
+    dims = {"conv1d": 1, "conv2d": 2, "conv3d": 3}[kind]
+
+    class TinyConv(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.input_shape = (channels,) + (size,) * dims
+            conv = getattr(torch.nn, f"Conv{dims}d")
+            self.conv = conv(channels, out_channels, kernel_size, padding=kernel_size // 2, groups=groups)
+            self.lin = torch.nn.Linear(out_channels, 2)
+
+        def forward(self, x):
+            return self.lin(torch.relu(self.conv(x)).flatten(2).mean(-1))
+
+    return TinyConv()
+
+
+def tiny_mha(hidden=8, heads=2, call="keywords"):
+    """An ``nn.MultiheadAttention`` ``mha`` (batch first, called with keywords or positionally) then a
+    Linear ``out``; input ``x`` of shape (batch, 8, hidden)."""
+    import torch
+
+    class TinyMHA(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.input_shape = (8, hidden)
+            self.mha = torch.nn.MultiheadAttention(hidden, heads, batch_first=True)
+            self.out = torch.nn.Linear(hidden, hidden)
+
+        def forward(self, x):
+            attn, _ = self.mha(query=x, key=x, value=x, need_weights=False) if call == "keywords" else \
+                self.mha(x, x, x, need_weights=False)
+            return self.out(attn)
+
+    return TinyMHA()
+
+
 def make_inputs(model, batch=2, seq_len=8, seed=0):
-    """Seeded inputs: token ids from 2 up (no pad token) and an all-ones mask; a TinyMLP gets floats ``x``.
+    """Seeded inputs: token ids from 2 up (no pad token) and an all-ones mask; a plain torch model of this
+    module (``input_shape``) gets floats ``x`` in its dtype; an encoder-decoder also decoder ids.
 
     Lines marked ``# only: <kind>`` are left out of an exported script whose models are of no such kind.
     """
     import torch
 
     generator = torch.Generator().manual_seed(seed)
-    if hasattr(model, "layer_paths"):  # only: mlp (a TinyMLP, or a PeftModel around one)
-        return {"x": torch.randn(batch, model.hidden, generator=generator)}  # only: mlp
+    if hasattr(model, "input_shape"):  # only: torch (a TinyMLP/TinyConv/TinyMHA, or a PeftModel around one)
+        return {"x": torch.randn(batch, *model.input_shape, generator=generator).to(next(model.parameters()).dtype)}  # only: torch
     ids = torch.randint(2, model.config.vocab_size, (batch, seq_len), generator=generator)
     if model.config.is_encoder_decoder:  # only: seq2seq
         return {"input_ids": ids, "attention_mask": torch.ones_like(ids), "decoder_input_ids": ids[:, :4]}  # only: seq2seq
@@ -78,12 +117,12 @@ def perturb(model, pattern="lora_B", seed=0, scale=0.5):
             parameter.copy_(torch.randn(parameter.shape, generator=generator) * scale)
 
 
-def output(model, seed=0):
-    """The logits (or last hidden state) of ``model`` on the inputs of ``seed``."""
+def output(model, seed=0, **kwargs):
+    """The logits (or last hidden state) of ``model`` on the inputs of ``seed`` (``kwargs`` go to forward)."""
     import torch
 
     with torch.no_grad():
-        out = model.eval()(**make_inputs(model, seed=seed))
+        out = model.eval()(**make_inputs(model, seed=seed), **kwargs)
     return (out if isinstance(out, torch.Tensor) else out.logits if "logits" in out else out.last_hidden_state).clone()
 
 
@@ -188,6 +227,20 @@ def no_difference(a, b, atol=1e-6, names=("a", "b")):
     """A message when ``a`` and ``b`` are equal within ``atol`` everywhere: the change had no effect."""
     if differs(a, b, atol=atol, names=names) is None:
         return f"{names[0]} equals {names[1]} within {atol:g}: the adapter had no effect"
+
+
+def not_scaled(a, b, factor, atol=1e-6, names=("a", "b")):
+    """Where the non-zero entries of ``a`` are not ``factor`` times those of ``b`` (tensors of the same names)."""
+    import torch
+
+    for key in sorted(a):
+        kept = a[key] != 0
+        if not kept.any():
+            return f"{names[0]}[{key}] has no non-zero entry"
+        x, y = a[key][kept].float(), factor * b[key][kept].float()
+        if not torch.allclose(x, y, atol=atol, rtol=0):
+            ratio = x / b[key][kept].float()
+            return f"{names[0]}[{key}]: kept entries are {float(ratio.min()):.3g} to {float(ratio.max()):.3g} times {names[1]}, expected {factor:g}"
 
 
 def nonzero_sum(terms, atol=1e-5):

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from . import helpers
-from .architectures import HEADS, config_kwargs, default_head, model_classes
+from .architectures import HEADS, TORCH_MODELS, config_kwargs, default_head, model_classes
 
 @dataclasses.dataclass(frozen=True)
 class ModelSpec:
@@ -50,8 +50,8 @@ def build_model(
     kwargs = config_kwargs(architecture, head, **overrides)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(spec.seed)
-        if model_class == "TinyMLP":
-            return helpers.tiny_mlp(**kwargs).eval()
+        if model_class in TORCH_MODELS:
+            return getattr(helpers, TORCH_MODELS[model_class])(**kwargs).eval()
         import transformers
 
         return getattr(transformers, model_class)(getattr(transformers, config_class)(**kwargs)).eval()

@@ -71,6 +71,10 @@ PLAIN_NAME = re.compile(r"^\w[\w-]{0,63}$")  # letters (any script), digits, "_"
 _CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f]")
 
 
+#: Fields of free text or regular expressions: an unquoted `` #`` inside them is refused (a YAML comment).
+TEXT_FIELDS = {"title", "description", "summary", "match", "pattern", "type", "equals"}
+
+
 class CaseFormatError(ValueError):
     """A malformed case: names the file, line and field."""
 
@@ -236,11 +240,19 @@ class _Reader:
         if key not in parent:
             return default
         value = parent[key]
+        self.not_cut_by_comment(parent, key, field)
         reason = registry.type_error(value, annotation)
         if reason:
             raise self.fail(parent.line_of(key), _join(field, key), reason)
         self.bounded(value, parent.line_of(key), _join(field, key), key, config=key == "config")
         return value
+
+    def not_cut_by_comment(self, parent: LineDict, key: Any, field: str) -> None:
+        """A text or regex written unquoted must not run into `` #``: YAML reads the rest as a comment."""
+        if key in TEXT_FIELDS and key in getattr(parent, "commented", ()):
+            raise self.fail(parent.line_of(key), _join(field, key),
+                            f"an unquoted ' #' starts a YAML comment, which cuts this value to {parent[key]!r}: "
+                            "quote the value")
 
     def bounded(self, value: Any, line: int, field: str, key: Any = None, config: bool = False) -> None:
         """Sizes within the limits (integers, strings, lists, fields of :data:`limits.SIZES`); in a
@@ -442,6 +454,7 @@ class _Reader:
             if key in meta:
                 continue
             line = entry.line_of(key)
+            self.not_cut_by_comment(entry, key, field)
             param = operation.params.get(key)
             if param is None:
                 allowed = sorted(operation.params)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from .architectures import HEADS, config_kwargs, default_head, model_classes
+from .architectures import HEADS, TORCH_MODELS, config_kwargs, default_head, model_classes
 from .codegen import Render
 from .registry import Out, Ref, step
 
@@ -28,11 +28,15 @@ def _config(r: Render, config_type: str, config: dict[str, Any] | None) -> str:
 
 @step("build_model")
 def build_model(r: Render, as_: Out = "base", architecture: str = "bert", head: str | None = None,
-                seed: int = 0, config: dict[str, Any] | None = None) -> None:
+                seed: int = 0, config: dict[str, Any] | None = None,
+                dtype: Literal["float32", "bfloat16", "float16"] | None = None) -> None:
     """Build a tiny model from config with a fixed seed (the case's ``model`` runs this as ``base``).
 
-    ``head`` defaults to ``seq_cls`` (``base`` for the ``mlp`` architecture, whose ``config`` takes
-    ``layers``: the dotted module paths, and ``hidden``). The same seed gives bit-identical weights.
+    ``head`` defaults to ``seq_cls`` (``base`` for the plain torch models ``mlp``, ``conv`` and ``mha``:
+    ``mlp``'s ``config`` takes ``layers``, the dotted module paths, and ``hidden``; ``conv``'s takes
+    ``kind`` conv1d/conv2d/conv3d, ``channels``, ``out_channels``, ``kernel_size``, ``groups``, ``size``;
+    ``mha``'s takes ``hidden``, ``heads`` and ``call`` keywords/positional). The same seed gives
+    bit-identical weights; ``dtype`` casts the built model.
 
     Example::
 
@@ -47,12 +51,13 @@ def build_model(r: Render, as_: Out = "base", architecture: str = "bert", head: 
         raise ValueError(f"unknown architecture/head {architecture}/{head}")
     config_class, model_class = model_classes(architecture, head)
     r.names.architectures.add(architecture)
-    r(f"torch.manual_seed({seed!r})")
-    if model_class == "TinyMLP":
-        r(f"{r.out(as_)} = {r.helper('tiny_mlp')}({r.kwargs(config_kwargs(architecture, head, **(config or {})))}).eval()")
-        return
     kwargs = r.kwargs(config_kwargs(architecture, head, **(config or {})))
-    r(f"{r.out(as_)} = transformers.{model_class}(transformers.{config_class}({kwargs})).eval()")
+    cast = f".to(torch.{dtype})" if dtype else ""
+    r(f"torch.manual_seed({seed!r})")
+    if model_class in TORCH_MODELS:
+        r(f"{r.out(as_)} = {r.helper(TORCH_MODELS[model_class])}({kwargs}).eval(){cast}")
+    else:
+        r(f"{r.out(as_)} = transformers.{model_class}(transformers.{config_class}({kwargs})).eval(){cast}")
 
 
 @step("save_base")
@@ -90,8 +95,9 @@ def load_base(r: Render, dir: Ref, as_: Out = "base", architecture: str = "bert"
 
 @step("get_peft_model")
 def get_peft_model(r: Render, model: Ref = "base", as_: Out = "peft", config: dict[str, Any] | None = None,
-                   config_type: str = "LoraConfig", adapter_name: str = "default") -> None:
-    """``peft.get_peft_model(model, <config_type>(**config), adapter_name=...)``; any config field works.
+                   config_type: str = "LoraConfig", adapter_name: str = "default", mixed: bool = False) -> None:
+    """``peft.get_peft_model(model, <config_type>(**config), adapter_name=...)``; any config field works;
+    ``mixed: true`` makes a ``PeftMixedModel`` (LoRA, LoHa, LoKr, OFT ... adapters side by side).
 
     Example::
 
@@ -99,8 +105,9 @@ def get_peft_model(r: Render, model: Ref = "base", as_: Out = "peft", config: di
           config: {task_type: SEQ_CLS, r: 4, lora_alpha: 8, target_modules: [query, value]}
           adapter_name: default
     """
+    extra = ", mixed=True" if mixed else ""
     r(f"{r.out(as_)} = peft.get_peft_model({r.ref(model)}, {_config(r, config_type, config)}, "
-      f"adapter_name={r.lit(adapter_name)})")
+      f"adapter_name={r.lit(adapter_name)}{extra})")
     r.adapters(as_, {adapter_name})
 
 
@@ -335,15 +342,19 @@ _method("unmerge_adapter", """``model.unmerge_adapter()``.
 CALLABLE = ("active_adapters", "add_adapter", "delete_adapter", "disable_adapter_layers", "enable_adapter_layers",
             "eval", "get_nb_trainable_parameters", "get_model_status", "get_layer_status", "merge_adapter",
             "merge_and_unload", "print_trainable_parameters", "set_adapter", "set_requires_grad", "train",
-            "unload", "unmerge_adapter", "enable_input_require_grads", "resize_token_embeddings")
+            "unload", "unmerge_adapter", "enable_input_require_grads", "resize_token_embeddings", "get_base_model",
+            "get_latest_scalings", "set_scale", "scale_layer", "unscale_layer", "update_and_allocate",
+            "set_additional_trainable_modules", "disable_input_require_grads", "tie_weights")
 
 
 @step("call")
 def call(r: Render, method: Literal[CALLABLE], model: Ref = "peft", args: list[Any] | None = None,  # type: ignore[valid-type]
-         kwargs: dict[str, Any] | None = None, as_: Out | None = None, level: Literal["peft_model", "tuner"] = "peft_model") -> None:
+         kwargs: dict[str, Any] | None = None, as_: Out | None = None, level: Literal["peft_model", "tuner"] = "peft_model",
+         module: str | None = None) -> None:
     """``result = model.<method>(*args, **kwargs)`` for a method of the allow-list; plain YAML arguments only.
 
-    ``level: tuner`` calls it on ``model.base_model``. Methods: see the type of ``method`` below.
+    ``module`` calls it on a submodule instead (``model.get_submodule(module)``, e.g. a LoRA layer's
+    ``set_scale``); ``level: tuner`` calls it on ``model.base_model``. Methods: see the type of ``method``.
 
     Example::
 
@@ -351,25 +362,107 @@ def call(r: Render, method: Literal[CALLABLE], model: Ref = "peft", args: list[A
           method: disable_adapter_layers
     """
     target = f"{r.ref(model)}{'.base_model' if level == 'tuner' else ''}"
+    if module is not None:
+        target += f".get_submodule({r.lit(module)})"
     arguments = [r.lit(value) for value in args or []]
     if kwargs:
         arguments.append(r.kwargs(dict(kwargs)))
     code = f"{target}.{method}({', '.join(arguments)})"
     r(f"{r.out(as_)} = {code}" if as_ is not None else code)
     if method in ("add_adapter", "delete_adapter"):
-        r.adapters(model, None)
         r.names.adapters[model.split(".")[0]] = None
+
+
+@step("edit_adapter_config")
+def edit_adapter_config(r: Render, dir: Ref, set: dict[str, Any] | None = None, remove: list[str] | None = None) -> None:
+    """Rewrite ``adapter_config.json`` of a saved adapter: ``set`` fields, ``remove`` fields (an adapter
+    saved by another PEFT release: an unknown future field, a missing one).
+
+    Example::
+
+        - op: edit_adapter_config
+          dir: adapter
+          set: {a_future_field: 1}
+    """
+    path = f"{r.ref(dir)} / 'adapter_config.json'"
+    r(f"saved_config = json.loads(({path}).read_text())")
+    r(f"saved_config.update({r.lit(dict(set or {}))})")
+    if remove:
+        r(f"for field in {r.lit(list(remove))}: saved_config.pop(field, None)")
+    r(f"({path}).write_text(json.dumps(saved_config))")
+
+
+@step("load_config")
+def load_config(r: Render, dir: Ref, config_type: str = "PeftConfig", as_: Out = "config") -> None:
+    """``config = peft.<config_type>.from_pretrained(dir)``: a saved adapter's config (fields via ``config.r``).
+
+    Example::
+
+        - op: load_config
+          dir: adapter
+          as: config
+    """
+    if not (config_type.isidentifier() and config_type.endswith("Config")):
+        raise ValueError(f"config_type {config_type!r} is not a peft config class name")
+    r(f"{r.out(as_)} = peft.{config_type}.from_pretrained({r.ref(dir)})")
+
+
+@step("loraplus_optimizer")
+def loraplus_optimizer(r: Render, model: Ref = "peft", as_: Out = "loraplus", lr: float = 1e-3,
+                       loraplus_lr_ratio: float = 16.0, loraplus_lr_embedding: float = 1e-6) -> None:
+    """``peft.optimizers.create_loraplus_optimizer(...)`` (AdamW); ``as`` maps each parameter group
+    (``groupA``, ``embedding``, ``groupB``, ``groupB_no_decay``: peft's order) to its sorted parameter names.
+
+    Example::
+
+        - op: loraplus_optimizer
+          as: groups
+    """
+    r("from peft.optimizers import create_loraplus_optimizer")
+    r(f"optimizer = create_loraplus_optimizer(model={r.ref(model)}, optimizer_cls=torch.optim.AdamW, lr={lr!r}, "
+      f"loraplus_lr_ratio={loraplus_lr_ratio!r}, loraplus_lr_embedding={loraplus_lr_embedding!r})")
+    r(f"names = {{id(p): n for n, p in {r.ref(model)}.named_parameters()}}")
+    r(f"{r.out(as_, mapping=True)} = {{label: sorted(names[id(p)] for p in group['params']) for label, group in "
+      "zip(['groupA', 'embedding', 'groupB', 'groupB_no_decay'], optimizer.param_groups)}")
+
+
+@step("hotswap_adapter")
+def hotswap_adapter(r: Render, dir: Ref, model: Ref = "peft", adapter_name: str = "default") -> None:
+    """``peft.utils.hotswap.hotswap_adapter(model, dir, adapter_name=...)``: replace an adapter's weights in place.
+
+    Example::
+
+        - op: hotswap_adapter
+          dir: adapter2
+    """
+    r("from peft.utils.hotswap import hotswap_adapter")
+    r(f"hotswap_adapter({r.ref(model)}, str({r.ref(dir)}), adapter_name={r.lit(adapter_name)})")
+
+
+@step("prepare_model_for_compiled_hotswap")
+def prepare_model_for_compiled_hotswap(r: Render, model: Ref = "peft", target_rank: int | None = None,
+                                       config: dict[str, Any] | None = None) -> None:
+    """``peft.utils.hotswap.prepare_model_for_compiled_hotswap(model, target_rank=..., config=...)``.
+
+    Example::
+
+        - op: prepare_model_for_compiled_hotswap
+          target_rank: 8
+    """
+    r("from peft.utils.hotswap import prepare_model_for_compiled_hotswap")
+    r(f"prepare_model_for_compiled_hotswap({r.ref(model)}, {r.kwargs({'target_rank': target_rank, 'config': config})})")
 
 
 @step("snapshot")
 def snapshot(r: Render, as_: Out, model: Ref = "peft",
              kind: Literal["output", "tensors", "trainable", "keys", "delta"] = "output", pattern: str = ".*",
              rename: dict[str, str] | None = None, seed: int = 0, adapter: str = "default",
-             disabled: bool = False) -> None:
+             disabled: bool = False, adapter_names: list[str] | None = None) -> None:
     """Record something of a model under ``as`` for later checks.
 
     ``output``: the logits (or last hidden state) on the deterministic inputs of ``seed`` (``disabled:
-    true``: inside ``with model.disable_adapter()``); ``tensors``: state_dict entries matching ``pattern``
+    true``: inside ``with model.disable_adapter()``; ``adapter_names``: one adapter per sample of the
+    batch of 2, ``__base__`` for none: mixed-batch inference); ``tensors``: state_dict entries matching ``pattern``
     (``re.search``); ``trainable``: names of trainable parameters; ``keys``: state_dict keys matching
     ``pattern``; ``delta``: ``get_delta_weight(adapter)`` of the LoRA layers whose module path matches
     ``pattern`` (the weight change the adapter makes, scaling included). ``rename`` maps regex ->
@@ -390,7 +483,8 @@ def snapshot(r: Render, as_: Out, model: Ref = "peft",
         r(f"    {r.out(as_)} = {r.helper('output')}({target}, seed={seed!r})")
         return
     if kind == "output":
-        r(f"{r.out(as_)} = {r.helper('output')}({target}, seed={seed!r})")
+        names = f", adapter_names={r.lit(adapter_names)}" if adapter_names is not None else ""
+        r(f"{r.out(as_)} = {r.helper('output')}({target}, seed={seed!r}{names})")
         return
     if kind == "delta":
         r(f"{r.out(as_)} = {r.helper('deltas')}({target}, {r.lit(pattern)}, adapter={r.lit(adapter)})")

@@ -18,6 +18,9 @@ class LineDict(dict):
 
     line: int = 0
     key_lines: dict[Any, int]
+    #: Keys whose plain (unquoted) value is followed by `` #...`` on its last line: a YAML comment that may
+    #: have cut the text short (``title: Control for #1579 ...`` reads as ``Control for``).
+    commented: frozenset = frozenset()
 
     def line_of(self, key: Any) -> int:
         """The line where ``key`` is written, or the mapping's own line."""
@@ -65,7 +68,16 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> LineDict:
             own.add(key)
         mapping[key] = loader.construct_object(value_node, deep=True)
         mapping.key_lines[key] = key_node.start_mark.line + 1 + loader.line_offset
+        if isinstance(value_node, yaml.ScalarNode) and not value_node.style and _comment_follows(loader, value_node):
+            mapping.commented = mapping.commented | {key}
     return mapping
+
+
+def _comment_follows(loader: _LineLoader, node: yaml.ScalarNode) -> bool:
+    """Does a `` #`` comment follow the plain scalar ``node`` on the line where it ends?"""
+    lines = getattr(loader, "source_lines", ())
+    line = node.end_mark.line
+    return line < len(lines) and re.match(r"\s+#", lines[line][node.end_mark.column:]) is not None
 
 
 def _construct_sequence(loader: _LineLoader, node: yaml.SequenceNode) -> LineList:
@@ -206,6 +218,7 @@ def _construct(text: str, offset: int, count: int) -> list[tuple[Any, int] | Doc
     results: list[tuple[Any, int] | DocumentError] = []
     loader = _LineLoader(text)
     loader.line_offset = offset
+    loader.source_lines = text.splitlines()
     try:
         for _ in range(count):
             loader.check_node()

@@ -32,8 +32,19 @@ MALFORMED = {
                            "unknown-field.yaml:7: steps[1].sead: step 'perturb' has no field 'sead' (did you mean 'seed'?)"),
     "unknown-check.yaml": (HEAD.format(id="unknown-check") + "steps: [{op: get_peft_model}]\nexpect:\n  - check: alclose\n",
                            "unknown-check.yaml:6: expect[0].check: unknown check 'alclose' (did you mean 'allclose'?)"),
-    "architecture.yaml": ("id: architecture\ntitle: t\nmodel: {architecture: bart}\nsteps: [{op: get_peft_model}]\n",
-                          "architecture.yaml:3: model.architecture: unknown architecture 'bart' (did you mean 'bert'?)"),
+    "architecture.yaml": ("id: architecture\ntitle: t\nmodel: {architecture: bertt}\nsteps: [{op: get_peft_model}]\n",
+                          "architecture.yaml:3: model.architecture: unknown architecture 'bertt' (did you mean 'bert'?)"),
+    # an unquoted ' #' in a text or regex field is a YAML comment that silently cuts the value
+    "comment-in-title.yaml": ("id: comment-in-title\ntitle: Control for #1579 - the rest\nmodel: {architecture: bert}\n"
+                              "steps: [{op: get_peft_model}]\n",
+                              "comment-in-title.yaml:2: title: an unquoted ' #' starts a YAML comment, which cuts this "
+                              "value to 'Control for': quote the value"),
+    "comment-in-match.yaml": (HEAD.format(id="comment-in-match") + "steps: [{op: get_peft_model}]\nknown_bugs:\n"
+                              "  - id: b\n    affected: {peft: '>=0'}\n    fails:\n      check: x\n      match: a #b\n",
+                              "comment-in-match.yaml:10: known_bugs[0].fails.match: an unquoted ' #' starts a YAML comment"),
+    "comment-in-pattern.yaml": (HEAD.format(id="comment-in-pattern") + "steps:\n  - op: get_peft_model\n"
+                                "  - op: perturb\n    pattern: lora_B #only B\n",
+                                "comment-in-pattern.yaml:7: steps[1].pattern: an unquoted ' #' starts a YAML comment"),
     "head.yaml": ("id: head\ntitle: t\nmodel:\n  architecture: opt\n  head: token_cls\nsteps: [{op: get_peft_model}]\n",
                   "head.yaml:5: model.head: opt has no head 'token_cls'"),
     "specifier.yaml": (HEAD.format(id="specifier") + "steps: [{op: get_peft_model}]\nknown_bugs:\n"
