@@ -43,10 +43,27 @@ def test_fixture_shapes(tiny_bert, tiny_llama):
 
 def test_overrides_and_bad_names(tiny_model):
     assert tiny_model("llama", "seq_cls", num_labels=3).score.out_features == 3
-    with pytest.raises(ValueError, match="unknown architecture 'bart'"):
-        tiny_model("bart")
+    with pytest.raises(ValueError, match="unknown architecture 'bertt'"):
+        tiny_model("bertt")
     with pytest.raises(ValueError, match="opt has no head 'token_cls'|architecture 'opt' has no head 'token_cls'"):
         tiny_model("opt", "token_cls")
+
+
+@pytest.mark.parametrize("architecture, head", [("t5", "seq2seq_lm"), ("bart", "seq2seq_lm"), ("gemma3", "causal_lm"),
+                                                ("conv", "base"), ("mha", "base"), ("gpt2", "causal_lm")])
+def test_new_architectures_are_bit_identical_per_seed_and_run(tiny_model, architecture, head):
+    from pytest_peft_edges.helpers import output
+
+    first, second = tiny_model(architecture, head, seed=3), tiny_model(architecture, head, seed=3)
+    assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), second.state_dict().values()))
+    assert not torch.equal(next(iter(tiny_model(architecture, head, seed=4).parameters())),
+                           next(iter(first.parameters())))
+    assert torch.equal(output(first), output(second))
+
+
+def test_gpt2_ties_input_and_output_embeddings(tiny_model):
+    model = tiny_model("gpt2", "causal_lm")
+    assert model.lm_head.weight.data_ptr() == model.transformer.wte.weight.data_ptr()
 
 
 def test_mlp_names_modules_freely(tiny_model):
