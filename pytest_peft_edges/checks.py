@@ -237,8 +237,9 @@ def no_warns(r: Render, step: StepRef, match: str = ".*", category: str = "Warni
 
 
 @check("value")
-def value(r: Render, of: Ref, equals: Any) -> None:
-    """A field of an object equals a plain value (e.g. ``of: peft.active_adapter``, ``equals: second``).
+def value(r: Render, of: Ref, equals: Any = None, match: str | None = None) -> None:
+    """A field of an object equals a plain value (e.g. ``of: peft.active_adapter``, ``equals: second``),
+    or its text matches the regex ``match`` (``re.search``).
 
     Example::
 
@@ -246,4 +247,8 @@ def value(r: Render, of: Ref, equals: Any) -> None:
           of: peft.active_adapter
           equals: second
     """
-    r.check(f"None if {r.ref(of)} == {r.lit(equals)} else {of!r} + f' is {{{r.ref(of)}!r:.200}}, expected ' + {repr(r.lit(equals))}")
+    r(f"found = {r.ref(of)}")
+    if match is not None:
+        r.check(f"None if re.search({match!r}, str(found)) else {of!r} + f' is {{found!r:.200}}, expected to match ' + {('/' + match + '/')!r}")
+        return
+    r.check(f"None if found == {r.lit(equals)} else {of!r} + f' is {{found!r:.200}}, expected ' + {repr(r.lit(equals))}")

@@ -60,8 +60,24 @@ def cmd_list(args: argparse.Namespace) -> int:
             for bug in case.known_bugs:
                 line += f"\n    known bug {bug.id}: {bug.range_label()}"
             print(line)
+        print(_coverage([case for case in cases if isinstance(case, Case)]))
         return 0
     return _check(cases)
+
+
+#: The areas of PEFT the catalogue covers, as case tags (README: what the catalogue covers).
+AREAS = ("lora-variants", "tuners", "prompt-learning", "lifecycle", "save-load", "heads", "merging", "layers",
+         "seq2seq", "transformers-boundary")
+
+
+def _coverage(cases: list[Any]) -> str:
+    """The closing lines of ``list``: how many bugs, distinct upstream references, and bugs per area."""
+    bugs = {(case.id, bug.id): (case, bug) for case in cases for bug in case.known_bugs}
+    refs = {ref for _case, bug in bugs.values() for ref in bug.upstream.links()}
+    unfiled = sum(1 for _case, bug in bugs.values() if not bug.upstream.links())
+    areas = ", ".join(f"{area} {sum(1 for case, _bug in bugs.values() if area in case.tags)}" for area in AREAS)
+    return (f"{len(cases)} cases, {len(bugs)} known bugs: {len(refs)} distinct upstream issues/PRs, "
+            f"{unfiled} bugs with none filed\nknown bugs per area: {areas}")
 
 
 def _check(cases: list[Any]) -> int:

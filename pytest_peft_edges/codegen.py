@@ -51,11 +51,12 @@ class Names:
         """``load2.unexpected`` -> ``load2['unexpected']`` (a mapping) or ``peft_model.active_adapter``."""
         head, *fields = reference.split(".")
         code = self.var(head)
-        for index, field in enumerate(fields):
-            if not field.isidentifier():
-                raise ValueError(f"{reference!r}: {field!r} is not a plain name")
-            if index == 0 and field in self.aliases.get(head, {}):
-                field = self.aliases[head][field]
+        if any(not field.isidentifier() for field in fields):
+            raise ValueError(f"{reference!r}: a field after '.' is not a plain name")
+        if len(fields) > 1:  # a deeper path may pass through dicts (``lin.scaling.default``)
+            return f"dig({code}, {'.'.join(fields)!r})"
+        for field in fields:
+            field = self.aliases.get(head, {}).get(field, field)
             code += f"[{field!r}]" if head in self.mappings else f".{field}"
         return code
 
@@ -94,7 +95,10 @@ class Render:
         return f"**{self.lit(values)}"
 
     def ref(self, reference: str) -> str:
-        return self.names.ref(reference)
+        code = self.names.ref(reference)
+        if code.startswith("dig("):
+            self.helper("dig")
+        return code
 
     def out(self, name: str, mapping: bool = False, aliases: dict[str, str] | None = None) -> str:
         """The variable of the object ``name`` this step makes (``mapping``: fields are keys; ``aliases``:
@@ -217,7 +221,7 @@ def program(case: Case) -> Program:
     entries: list[tuple[str, str, dict[str, Any], dict[str, str], Any]] = []
     if case.model is not None:
         model_fields = {"as": "base", "architecture": case.model.architecture, "head": case.model.head,
-                        "seed": case.model.seed, "config": case.model.config}
+                        "seed": case.model.seed, "config": case.model.config, "dtype": case.model.dtype}
         entries.append(("model", "build_model", model_fields, {}, None))
     entries += [(spec.id, spec.op, spec.fields, spec.when, spec.raises) for spec in case.steps]
     for step_id, op, fields, when, raises in entries:

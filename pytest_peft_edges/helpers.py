@@ -22,6 +22,13 @@ def raised(exc, type_name, pattern):
     return type_name in [cls.__name__ for cls in type(exc).__mro__] and re.search(pattern, str(exc)) is not None
 
 
+def dig(value, path):
+    """``value.a.b`` along the dotted ``path``, reading a key where a step is a dict (``scaling.default``)."""
+    for field in path.split("."):
+        value = value[field] if isinstance(value, dict) else getattr(value, field)
+    return value
+
+
 def tiny_mlp(layers=("lin0", "lin1", "lin2"), hidden=8):
     """A plain torch model of Linear layers at the dotted paths ``layers``, applied in order (input ``x``)."""
     import torch
@@ -117,24 +124,39 @@ def perturb(model, pattern="lora_B", seed=0, scale=0.5):
             parameter.copy_(torch.randn(parameter.shape, generator=generator) * scale)
 
 
-def output(model, seed=0, **kwargs):
-    """The logits (or last hidden state) of ``model`` on the inputs of ``seed`` (``kwargs`` go to forward)."""
+def output(model, seed=0, inputs_embeds=False, **kwargs):
+    """The logits (or last hidden state) of ``model`` on the inputs of ``seed`` (``kwargs`` go to forward;
+    ``inputs_embeds``: the embeddings of the ids instead of the ids)."""
     import torch
 
+    inputs = make_inputs(model, seed=seed)
+    if inputs_embeds:
+        inputs["inputs_embeds"] = model.get_input_embeddings()(inputs.pop("input_ids"))
     with torch.no_grad():
-        out = model.eval()(**make_inputs(model, seed=seed), **kwargs)
+        out = model.eval()(**inputs, **kwargs)
     return (out if isinstance(out, torch.Tensor) else out.logits if "logits" in out else out.last_hidden_state).clone()
 
 
-def generate(model, max_new_tokens=4, seed=0):
-    """Greedy ``generate`` on the inputs of ``seed``: the generated ids."""
+def generate(model, max_new_tokens=4, seed=0, **kwargs):
+    """Greedy ``generate`` on the inputs of ``seed`` (``kwargs`` go to generate): the generated ids."""
     import torch
 
     inputs = make_inputs(model, seed=seed)
     inputs.pop("decoder_input_ids", None)
-    model.eval()
     with torch.no_grad():
-        return model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False).detach().clone()
+        return model.eval().generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False, **kwargs).clone()
+
+
+def greedy_decode(model, max_new_tokens=4, seed=0):
+    """Greedy decoding by repeated full forward passes (no cache): prompt + new ids."""
+    import torch
+
+    ids = make_inputs(model, seed=seed)["input_ids"]
+    with torch.no_grad():
+        for _ in range(max_new_tokens):
+            logits = model.eval()(input_ids=ids, attention_mask=torch.ones_like(ids)).logits[:, -1]
+            ids = torch.cat([ids, logits.argmax(-1, keepdim=True)], dim=1)
+    return ids
 
 
 def deltas(model, pattern=".*", adapter="default"):

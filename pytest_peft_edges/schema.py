@@ -20,7 +20,7 @@ FIELD_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,79}$")
 CASE_KEYS = {"id", "title", "description", "upstream", "tags", "requires", "set_order", "model", "steps", "expect",
              "known_bugs"}
-MODEL_KEYS = {"architecture", "head", "seed", "config"}
+MODEL_KEYS = {"architecture", "head", "seed", "config", "dtype"}
 STEP_META = {"op", "id", "when", "raises"}
 CHECK_META = {"check", "id", "when"}
 BUG_KEYS = {"id", "summary", "upstream", "affected", "fails"}
@@ -167,6 +167,7 @@ class ModelSpec:
     head: str
     seed: int
     config: dict[str, Any]
+    dtype: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -398,7 +399,8 @@ class _Reader:
         if not 0 <= seed <= MAX_SEED:
             raise self.fail(value.line_of("seed"), "model.seed", "seed must be between 0 and 2**32-1")
         config = self.typed(value, "config", "model", dict, {})
-        return ModelSpec(architecture, head, seed, dict(config))
+        dtype = self.typed(value, "dtype", "model", registry.STEPS["build_model"].params["dtype"].annotation)
+        return ModelSpec(architecture, head, seed, dict(config), dtype)
 
     def steps(self, doc: LineDict, has_model: bool) -> tuple[tuple[StepSpec, ...], set[str]]:
         entries = self.typed(doc, "steps", "", list)

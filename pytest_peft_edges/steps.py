@@ -144,11 +144,14 @@ def perturb(r: Render, model: Ref = "peft", pattern: str = r"lora_B", seed: int 
 
 @step("save_pretrained")
 def save_pretrained(r: Render, dir: Out, model: Ref = "peft", selected_adapters: list[str] | None = None,
-                    safe_serialization: bool = True) -> None:
+                    safe_serialization: bool = True, initial: bool = False, convert_from: Ref | None = None) -> None:
     """``model.save_pretrained(<case dir>, ...)``: the adapter as PEFT saves it.
 
     PEFT puts a non-default adapter in a sub-folder named after it; ``dir`` then names that sub-folder
-    when it is the only adapter saved.
+    when it is the only adapter saved. PiSSA/OLoRA: ``initial: true`` saves the initial adapter with
+    ``init_lora_weights=True`` in its config (as PEFT's docs prescribe); ``convert_from`` names that saved
+    initial adapter and converts this one to a plain LoRA adapter (``path_initial_model_for_weight_conversion``,
+    ``convert_pissa_to_lora`` on peft 0.11).
 
     Example::
 
@@ -156,12 +159,17 @@ def save_pretrained(r: Render, dir: Out, model: Ref = "peft", selected_adapters:
           dir: adapter1
     """
     extra = f", selected_adapters={r.lit(selected_adapters)}" if selected_adapters is not None else ""
+    if convert_from is not None:
+        r("convert = 'path_initial_model_for_weight_conversion' if version_in({'peft': '>=0.12.0'}) else 'convert_pissa_to_lora'")
+        r.helper("version_in")
+        extra += f", **{{convert: str({r.ref(convert_from)})}}"
+    if initial:
+        r(f"{r.ref(model)}.peft_config['default'].init_lora_weights = True  # save the initial adapter as the docs say")
+    r(f"{r.ref(model)}.save_pretrained({r.path(dir)}, safe_serialization={safe_serialization!r}{extra})")
     saved = set(selected_adapters) if selected_adapters is not None else r.adapters(model)
     if saved is None or not saved or r.set_order:
-        r(f"{r.ref(model)}.save_pretrained({r.path(dir)}, safe_serialization={safe_serialization!r}{extra})")
         r(f"{r.out(dir)} = {r.helper('adapter_dir')}({r.path(dir)})")
         return
-    r(f"{r.ref(model)}.save_pretrained({r.path(dir)}, safe_serialization={safe_serialization!r}{extra})")
     (only,) = saved if len(saved) == 1 else ("default",)
     where = r.path(dir) if only == "default" else f"{r.path(dir)} / {r.lit(only)}"
     r(f"{r.out(dir)} = {where}" + ("  # peft saves a non-default adapter in a sub-folder of its name" if only != "default" else ""))
@@ -457,12 +465,13 @@ def prepare_model_for_compiled_hotswap(r: Render, model: Ref = "peft", target_ra
 def snapshot(r: Render, as_: Out, model: Ref = "peft",
              kind: Literal["output", "tensors", "trainable", "keys", "delta"] = "output", pattern: str = ".*",
              rename: dict[str, str] | None = None, seed: int = 0, adapter: str = "default",
-             disabled: bool = False, adapter_names: list[str] | None = None) -> None:
+             disabled: bool = False, adapter_names: list[str] | None = None, use_inputs_embeds: bool = False) -> None:
     """Record something of a model under ``as`` for later checks.
 
     ``output``: the logits (or last hidden state) on the deterministic inputs of ``seed`` (``disabled:
     true``: inside ``with model.disable_adapter()``; ``adapter_names``: one adapter per sample of the
-    batch of 2, ``__base__`` for none: mixed-batch inference); ``tensors``: state_dict entries matching ``pattern``
+    batch of 2, ``__base__`` for none: mixed-batch inference; ``use_inputs_embeds``: the embeddings of the
+    ids instead of the ids); ``tensors``: state_dict entries matching ``pattern``
     (``re.search``); ``trainable``: names of trainable parameters; ``keys``: state_dict keys matching
     ``pattern``; ``delta``: ``get_delta_weight(adapter)`` of the LoRA layers whose module path matches
     ``pattern`` (the weight change the adapter makes, scaling included). ``rename`` maps regex ->
@@ -484,7 +493,8 @@ def snapshot(r: Render, as_: Out, model: Ref = "peft",
         return
     if kind == "output":
         names = f", adapter_names={r.lit(adapter_names)}" if adapter_names is not None else ""
-        r(f"{r.out(as_)} = {r.helper('output')}({target}, seed={seed!r}{names})")
+        embeds = ", inputs_embeds=True" if use_inputs_embeds else ""
+        r(f"{r.out(as_)} = {r.helper('output')}({target}, seed={seed!r}{names}{embeds})")
         return
     if kind == "delta":
         r(f"{r.out(as_)} = {r.helper('deltas')}({target}, {r.lit(pattern)}, adapter={r.lit(adapter)})")
@@ -503,8 +513,11 @@ def snapshot(r: Render, as_: Out, model: Ref = "peft",
 
 
 @step("generate")
-def generate(r: Render, as_: Out, model: Ref = "peft", max_new_tokens: int = 4, seed: int = 0) -> None:
+def generate(r: Render, as_: Out, model: Ref = "peft", max_new_tokens: int = 4, seed: int = 0,
+             kwargs: dict[str, Any] | None = None, rows: list[int] | None = None) -> None:
     """Greedy ``model.generate(...)`` on the deterministic inputs of ``seed``; ``as`` holds the ids.
+
+    ``kwargs`` go to ``generate`` (e.g. ``num_beams``, ``adapter_names``); ``rows`` keeps those rows.
 
     Example::
 
@@ -512,7 +525,22 @@ def generate(r: Render, as_: Out, model: Ref = "peft", max_new_tokens: int = 4, 
           as: ids
           max_new_tokens: 4
     """
-    r(f"{r.out(as_)} = {r.helper('generate')}({r.ref(model)}, max_new_tokens={max_new_tokens!r}, seed={seed!r})")
+    extra = f", {r.kwargs(dict(kwargs))}" if kwargs else ""
+    keep = f"[{r.lit(list(rows))}]" if rows is not None else ""
+    r(f"{r.out(as_)} = {r.helper('generate')}({r.ref(model)}, max_new_tokens={max_new_tokens!r}, seed={seed!r}{extra}){keep}")
+
+
+@step("greedy_decode")
+def greedy_decode(r: Render, as_: Out, model: Ref = "peft", max_new_tokens: int = 4, seed: int = 0) -> None:
+    """The reference ``generate`` must equal: greedy decoding of a causal LM by repeated full forward
+    passes (no cache) on the inputs of ``seed``; ``as`` holds prompt + new ids.
+
+    Example::
+
+        - op: greedy_decode
+          as: reference
+    """
+    r(f"{r.out(as_)} = {r.helper('greedy_decode')}({r.ref(model)}, max_new_tokens={max_new_tokens!r}, seed={seed!r})")
 
 
 @step("optimizer_step")
