@@ -7,26 +7,18 @@ feature is in use.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 import pytest
 
-from . import gc_freeze
-from .offline import enforce_offline
+from . import collection
+from .collection import bundled_cases_dir  # noqa: F401  (public: the CLI and tests read the catalogue here)
 
 if TYPE_CHECKING:
     import torch
 
 KNOWN_MODES = ("xfail", "fail", "skip")
-CATALOGUE_MODULE = Path(__file__).with_name("catalogue.py")
-
-
-def bundled_cases_dir() -> Path:
-    """The catalogue shipped with the package (in a wheel) or the repo's ``cases/`` (editable install)."""
-    packaged = Path(__file__).with_name("cases")
-    return packaged if packaged.is_dir() else Path(__file__).resolve().parent.parent / "cases"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -46,48 +38,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("peft_edges_known", default="xfail", help="default of --peft-edges-known")
 
 
-def _case_paths(config: pytest.Config) -> list[Path]:
-    paths = [Path(p) for p in config.option.peft_edges_cases]
-    paths += [Path(p) for p in config.getini("peft_edges_cases")]
-    if config.option.peft_edges_catalogue:
-        paths.insert(0, bundled_cases_dir())
-    return paths
-
-
-def cases_in_use(config: pytest.Config) -> bool:
-    """True when this run collects YAML cases (bundled or the user's)."""
-    return bool(config.option.peft_edges_catalogue or config.option.peft_edges_cases
-                or config.getini("peft_edges_cases"))
-
-
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "peft_edges_case(id): a pytest-peft-edges YAML case")
-    config.stash[_OFFLINE_KEY] = enforce_offline()
-    gc_freeze.register_freeze_at_exit()
     known = config.option.peft_edges_known or config.getini("peft_edges_known")
     if known not in KNOWN_MODES:
         raise pytest.UsageError(f"peft_edges_known must be one of {', '.join(KNOWN_MODES)}, not {known!r}")
     config.option.peft_edges_known = known
-    if not cases_in_use(config):
-        return
-    explicit = config.args_source == pytest.Config.ArgsSource.ARGS
-    asked = config.option.peft_edges_catalogue or config.option.peft_edges_cases
-    module = str(CATALOGUE_MODULE)
-    if not explicit and asked:
-        config.args[:] = [module]  # `pytest --peft-edges` runs the catalogue, not the whole repo
-    elif (asked or not explicit) and module not in config.args:
-        config.args.append(module)
+    state = collection.configure(config)
+    if state is None:
+        return  # no case in this session: nothing else changes
+    config.stash[collection.STATE] = state
     from .reporting import VerdictReporter
 
     config.pluginmanager.register(VerdictReporter(config), "peft_edges_reporter")
 
 
-_OFFLINE_KEY = pytest.StashKey[dict]()
-
-
-def pytest_unconfigure(config: pytest.Config) -> None:
-    for name in config.stash.get(_OFFLINE_KEY, {}):
-        os.environ.pop(name, None)
+def cases_in_use(config: pytest.Config) -> bool:
+    """True when this run collects YAML cases (bundled or the user's)."""
+    return collection.STATE in config.stash
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:
@@ -98,53 +66,33 @@ def pytest_report_header(config: pytest.Config) -> str | None:
     return f"peft-edges: {versions.describe()}"
 
 
-def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "peft_edges_case" not in metafunc.fixturenames:
-        return
-    from .schema import load_cases
-
-    cases = load_cases(_case_paths(metafunc.config))
-    if not cases:
-        metafunc.parametrize("peft_edges_case", [pytest.param(None, marks=pytest.mark.skip(
-            reason="no peft-edges case found (give --peft-edges or --peft-edges-cases PATH)"))], indirect=True)
-        return
-    metafunc.parametrize("peft_edges_case", [pytest.param(case, id=case.id, marks=pytest.mark.peft_edges_case(case.id))
-                                             for case in cases], indirect=True)
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    state = parent.config.stash.get(collection.STATE, None)
+    if state is None or file_path.suffix not in collection.SUFFIXES or not state.claims(file_path):
+        return None
+    return collection.CaseFile.from_parent(parent, path=file_path)
 
 
-@pytest.fixture
-def peft_edges_case(request: pytest.FixtureRequest) -> Any:
-    """The validated YAML case of this test id; a malformed case errors here with file, line and field."""
-    from . import reporting
-    from .schema import MalformedCase
-
-    case = request.param
-    if isinstance(case, MalformedCase):
-        reporting.record(request.node, case_id=case.id, verdict="error", message=str(case.error), upstream=[])
-        pytest.fail(f"malformed peft-edges case: {case.error}", pytrace=False)
-    return case
+@pytest.hookimpl(tryfirst=True)
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    state = config.stash.get(collection.STATE, None)
+    return None if state is None else collection.ignore_collect(state, collection_path)
 
 
-@pytest.fixture
-def peft_edges_judge(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[Any], None]:
-    """Run a case in ``tmp_path`` and turn its verdict into pass, strict xfail, or a failure with the reason."""
-
-    def judge(case: Any) -> None:
-        from . import reporting
-
-        option = request.config.option
-        export_dir = option.peft_edges_export_failures
-        if export_dir is not None:
-            export_dir = Path(request.config.invocation_params.dir) / export_dir
-        reporting.judge_and_act(request.node, case, tmp_path, option.peft_edges_known, export_dir)
-
-    return judge
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Any:
+    report = yield
+    if isinstance(collector, pytest.Session) and report.passed:
+        state = collector.config.stash.get(collection.STATE, None)
+        if state is not None:
+            report.result.extend(collection.session_nodes(collector, state))
+    return report
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     report = yield
-    if "peft_edges_judge" in getattr(item, "fixturenames", ()):  # only cases carry a verdict section
+    if isinstance(item, collection.CaseItem):  # only cases carry a verdict section
         from . import reporting
 
         reporting.add_section(item, report)
