@@ -158,16 +158,25 @@ def configure(config: pytest.Config) -> CaseCollection | None:
                  and (invocation / _split(arg)[0]).is_file()]
     if not (option.peft_edges_catalogue or virtual or option_paths or ini_paths or yaml_args):
         return None
-    state = CaseCollection(catalogue=bool(option.peft_edges_catalogue))
+    explicit = config.args_source == pytest.Config.ArgsSource.ARGS
+    user_roots = [Path(os.path.abspath(p)) for p in option_paths + ini_paths]
+
+    def names_cases(arg: str) -> bool:
+        path = Path(os.path.abspath(invocation / _split(arg)[0]))
+        return arg in virtual or arg in yaml_args or any(r == path or r in path.parents for r in user_roots)
+
+    # Arguments that all name cases select them: the options then only say where cases live, so an id
+    # passed back with the options of the first run still runs that case alone.
+    selective = explicit and bool(config.args) and all(names_cases(arg) for arg in config.args)
+    state = CaseCollection(catalogue=bool(option.peft_edges_catalogue) and not selective)
     for arg in virtual:
         _select(state, arg)
-    explicit = config.args_source == pytest.Config.ArgsSource.ARGS
     args = [arg for arg in config.args if arg not in virtual]
     if not explicit and (option.peft_edges_catalogue or option_paths):
         args = []  # `pytest --peft-edges` runs the cases, not the whole repo
     elif explicit and not args and virtual:
         args = []  # only the named catalogue cases
-    state.user_paths = [Path(os.path.abspath(p)) for p in option_paths + ini_paths]
+    state.user_paths = user_roots
     asked = {Path(os.path.abspath(p)) for p in option_paths}
     arg_paths = []
     for arg in args:
@@ -182,7 +191,7 @@ def configure(config: pytest.Config) -> CaseCollection | None:
             continue  # reported as an error item (see ``problems``), not a pytest usage error
         covering = [a for a in arg_paths if a == path or a in path.parents]
         if not covering:
-            if not explicit or path in asked:  # ini paths join a run of the default paths only
+            if not selective and (not explicit or path in asked):  # ini paths join a run of the default paths only
                 args.append(str(path))
                 arg_paths.append(path)
             continue

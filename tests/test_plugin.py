@@ -1,4 +1,4 @@
-"""The plugin as a downstream repo meets it: loading, laziness, header, fixtures, offline."""
+"""The plugin as a downstream repo meets it: loading, laziness, header, fixtures."""
 
 from __future__ import annotations
 
@@ -61,19 +61,6 @@ def test_no_peft_edges_disables_the_plugin(pytester):
     result = pytester.runpytest("-p", "no:peft_edges")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*fixture 'tiny_bert' not found*"])
-
-
-def test_plugin_sets_offline_unless_user_chose(pytester, monkeypatch):
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "0")
-    pytester.makepyfile(test_env="""
-        import os
-
-        def test_env():
-            assert os.environ["HF_HUB_OFFLINE"] == "1"
-            assert os.environ["TRANSFORMERS_OFFLINE"] == "0"
-    """)
-    pytester.runpytest_subprocess("-p", "peft_edges").assert_outcomes(passed=1)
 
 
 def test_bad_known_mode_is_a_usage_error(pytester):
