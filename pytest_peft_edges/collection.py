@@ -92,6 +92,36 @@ class CaseCollection:
 
 
 STATE = pytest.StashKey[CaseCollection]()
+#: bug ids of the ``peft_edges_accept`` policy (None: no policy)
+ACCEPTED = pytest.StashKey["frozenset[str] | None"]()
+
+
+def known_cases(config: pytest.Config) -> list[Any]:
+    """Every readable case of this session (bundled catalogue and the user's case paths), for look-ups."""
+    state = config.stash.get(STATE, None)
+    lookup = CaseCollection(catalogue=True, user_paths=list(state.user_paths) if state else
+                            [Path(os.path.abspath(p)) for p in config.getini("peft_edges_cases")])
+    return [case for cases in lookup.index().values() for case in cases if hasattr(case, "known_bugs")]
+
+
+def known_bugs(config: pytest.Config) -> dict[str, Any]:
+    """Bug id -> KnownBug over :func:`known_cases` (read once per session)."""
+    cached = config.stash.get(_BUGS, None)
+    if cached is None:
+        cached = {bug.id: bug for case in known_cases(config) for bug in case.known_bugs}
+        config.stash[_BUGS] = cached
+    return cached
+
+
+_BUGS = pytest.StashKey[dict]()
+
+
+def unknown(kind: str, wanted: list[str], known: set[str]) -> None:
+    """A usage error naming every unknown tag or bug id, with the known ones."""
+    missing = [w for w in wanted if w not in known]
+    if missing:
+        raise pytest.UsageError(f"unknown peft-edges {kind}{'s' if len(missing) > 1 else ''}: {', '.join(missing)} "
+                                f"(known: {', '.join(sorted(known))})")
 
 
 def _split(arg: str) -> tuple[str, list[str]]:
@@ -231,7 +261,8 @@ def _run_case(request: pytest.FixtureRequest, tmp_path: Path) -> None:
     if export_dir is not None:
         export_dir = Path(request.config.invocation_params.dir) / export_dir
     with offline.case_offline(), gc_freeze.case_phase():
-        reporting.judge_and_act(item, item.case, tmp_path, option.peft_edges_known, export_dir)
+        reporting.judge_and_act(item, item.case, tmp_path, option.peft_edges_known, export_dir,
+                                accepted=request.config.stash.get(ACCEPTED, None))
 
 
 class CaseItem(pytest.Function):

@@ -33,6 +33,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="write the verdict of every case as JSON to FILE")
     group.addoption("--peft-edges-export-failures", dest="peft_edges_export_failures", default=None, metavar="DIR",
                     help="write a standalone reproduction script to DIR for every case that failed or reproduced")
+    group.addoption("--peft-edges-tag", action="append", dest="peft_edges_tags", default=[], metavar="TAG",
+                    help="run only the cases with this tag (the YAML 'tags:'; repeatable)")
+    group.addoption("--peft-edges-bug", action="append", dest="peft_edges_bugs", default=[], metavar="ID",
+                    help="run only the cases that record this known bug id (repeatable)")
+    group.addoption("--peft-edges-accept", action="append", dest="peft_edges_accept", default=None, metavar="ID",
+                    help="accept this known bug (xfail); every other reproduced bug fails (repeatable; "
+                         "adds to ini peft_edges_accept)")
+    parser.addini("peft_edges_accept", type="linelist", default=None,
+                  help="known bug ids accepted (xfail); any other known bug affecting the installed versions fails")
     parser.addini("peft_edges_cases", type="paths", default=[],
                   help="YAML case files or directories of this repo (relative to the ini file)")
     parser.addini("peft_edges_known", default="xfail", help="default of --peft-edges-known")
@@ -40,6 +49,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "peft_edges_case(id): a pytest-peft-edges YAML case")
+    config.addinivalue_line("markers", "peft_edges_bug(id, strict=False): this test hits the catalogued peft bug "
+                            "ID; where the installed versions are in its range it is an xfail naming the fix")
     known = config.option.peft_edges_known or config.getini("peft_edges_known")
     if known not in KNOWN_MODES:
         raise pytest.UsageError(f"peft_edges_known must be one of {', '.join(KNOWN_MODES)}, not {known!r}")
@@ -48,6 +59,11 @@ def pytest_configure(config: pytest.Config) -> None:
     if state is None:
         return  # no case in this session: nothing else changes
     config.stash[collection.STATE] = state
+    accept = config.getini("peft_edges_accept")
+    if accept is not None or config.option.peft_edges_accept is not None:
+        wanted = [*(accept or []), *(config.option.peft_edges_accept or [])]
+        collection.unknown("bug id", wanted, set(collection.known_bugs(config)))
+        config.stash[collection.ACCEPTED] = frozenset(wanted)
     from .reporting import VerdictReporter
 
     config.pluginmanager.register(VerdictReporter(config), "peft_edges_reporter")
@@ -87,6 +103,44 @@ def pytest_make_collect_report(collector: pytest.Collector) -> Any:
         if state is not None:
             report.result.extend(collection.session_nodes(collector, state))
     return report
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    tags, bugs = config.option.peft_edges_tags, config.option.peft_edges_bugs
+    if (tags or bugs) and collection.STATE in config.stash:
+        cases = collection.known_cases(config)
+        collection.unknown("tag", tags, {tag for case in cases for tag in case.tags})
+        collection.unknown("bug id", bugs, {bug.id for case in cases for bug in case.known_bugs})
+        keep, drop = [], []
+        for item in items:
+            case = getattr(item, "case", None)
+            chosen = case is None or (
+                (not tags or bool(set(tags) & set(getattr(case, "tags", ()))))
+                and (not bugs or bool(set(bugs) & {bug.id for bug in getattr(case, "known_bugs", ())})))
+            (keep if chosen else drop).append(item)
+        if drop:
+            config.hook.pytest_deselected(items=drop)
+            items[:] = keep
+    marked = [(item, mark) for item in items for mark in item.iter_markers("peft_edges_bug")]
+    if marked:
+        _mark_known_bugs(config, marked)
+
+
+def _mark_known_bugs(config: pytest.Config, marked: list[tuple[pytest.Item, Any]]) -> None:
+    """``@pytest.mark.peft_edges_bug("ID")``: an xfail naming the bug and its fix where it affects the stack."""
+    from . import reporting, versions
+
+    bugs = collection.known_bugs(config)
+    collection.unknown("bug id", [mark.args[0] if mark.args else "" for _, mark in marked], set(bugs))
+    stack = versions.stack()
+    for item, mark in marked:
+        bug = bugs[mark.args[0]]
+        if bug.affects(stack):
+            info = reporting.bug_info(bug)
+            link = info["upstream"][0] if info["upstream"] else "no upstream issue"
+            reason = (f"known peft bug {bug.id} ({bug.summary}) affects {bug.range_label()}: "
+                      f"{reporting.advice(info)} — {link}")
+            item.add_marker(pytest.mark.xfail(reason=reason, strict=bool(mark.kwargs.get("strict", False))))
 
 
 @pytest.hookimpl(wrapper=True)
