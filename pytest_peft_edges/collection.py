@@ -43,6 +43,7 @@ class CaseCollection:
     explicit_files: list[Path] = dataclasses.field(default_factory=list)
     #: directories on the way to a user case path that pytest would skip (venv, norecursedirs)
     forced: set[Path] = dataclasses.field(default_factory=set)
+    base: Path | None = None
     _index: dict[Path, list[Any]] | None = None
     _problems: list[tuple[Path, Any]] = dataclasses.field(default_factory=list)
 
@@ -61,20 +62,28 @@ class CaseCollection:
             for root in roots:
                 files = case_files(root) if root.exists() else []
                 if not files:
-                    inputs.append(root)  # load_cases turns it into one clear error
+                    inputs.append(self.shown(root))  # load_cases turns it into one clear error
                 for file in files:
                     if file.resolve() not in seen:
                         seen.add(file.resolve())
-                        inputs.append(file)
+                        inputs.append(self.shown(file))
             index: dict[Path, list[Any]] = {}
             for case in load_cases(inputs):
                 where = Path(case.path if hasattr(case, "path") else case.error.path)
+                if not where.is_absolute() and self.base is not None:
+                    where = self.base / where
                 if where.is_file():
                     index.setdefault(where.resolve(), []).append(case)
                 else:
                     self._problems.append((where, case))
             self._index = index
         return self._index
+
+    def shown(self, path: Path) -> Path:
+        """``path`` relative to the invocation directory when it lies below it (messages stay short)."""
+        if self.base is not None and self.base in path.parents:
+            return path.relative_to(self.base)
+        return path
 
     def cases_in(self, file: Path) -> list[Any]:
         return self.index().get(file.resolve(), [])
@@ -99,7 +108,7 @@ ACCEPTED = pytest.StashKey["frozenset[str] | None"]()
 def known_cases(config: pytest.Config) -> list[Any]:
     """Every readable case of this session (bundled catalogue and the user's case paths), for look-ups."""
     state = config.stash.get(STATE, None)
-    lookup = CaseCollection(catalogue=True, user_paths=list(state.user_paths) if state else
+    lookup = CaseCollection(catalogue=True, base=Path(config.invocation_params.dir), user_paths=list(state.user_paths) if state else
                             [Path(os.path.abspath(p)) for p in config.getini("peft_edges_cases")])
     return [case for cases in lookup.index().values() for case in cases if hasattr(case, "known_bugs")]
 
@@ -198,7 +207,7 @@ def configure(config: pytest.Config) -> CaseCollection | None:
     # Arguments that all name cases select them: the options then only say where cases live, so an id
     # passed back with the options of the first run still runs that case alone.
     selective = explicit and bool(config.args) and all(names_cases(arg) for arg in config.args)
-    state = CaseCollection(catalogue=bool(option.peft_edges_catalogue) and not selective)
+    state = CaseCollection(catalogue=bool(option.peft_edges_catalogue) and not selective, base=invocation)
     for arg in virtual:
         _select(state, arg)
     args = [arg for arg in config.args if arg not in virtual]

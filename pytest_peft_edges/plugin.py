@@ -108,7 +108,8 @@ def pytest_make_collect_report(collector: pytest.Collector) -> Any:
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
     tags, bugs = config.option.peft_edges_tags, config.option.peft_edges_bugs
     if (tags or bugs) and collection.STATE in config.stash:
-        cases = collection.known_cases(config)
+        state = config.stash[collection.STATE]  # the cases of this run
+        cases = [case for found in state.index().values() for case in found if hasattr(case, "known_bugs")]
         collection.unknown("tag", tags, {tag for case in cases for tag in case.tags})
         collection.unknown("bug id", bugs, {bug.id for case in cases for bug in case.known_bugs})
         keep, drop = [], []
