@@ -40,7 +40,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--peft-edges-accept", action="append", dest="peft_edges_accept", default=None, metavar="ID",
                     help="accept this known bug (xfail); every other reproduced bug fails (repeatable; "
                          "adds to ini peft_edges_accept)")
-    parser.addini("peft_edges_accept", type="linelist", default=None,
+    parser.addini("peft_edges_accept", type="args", default=[],
                   help="known bug ids accepted (xfail); any other known bug affecting the installed versions fails")
     parser.addini("peft_edges_cases", type="paths", default=[],
                   help="YAML case files or directories of this repo (relative to the ini file)")
@@ -60,8 +60,8 @@ def pytest_configure(config: pytest.Config) -> None:
         return  # no case in this session: nothing else changes
     config.stash[collection.STATE] = state
     accept = config.getini("peft_edges_accept")
-    if accept is not None or config.option.peft_edges_accept is not None:
-        wanted = [*(accept or []), *(config.option.peft_edges_accept or [])]
+    if accept or config.option.peft_edges_accept:
+        wanted = [*accept, *(config.option.peft_edges_accept or [])]
         collection.unknown("bug id", wanted, set(collection.known_bugs(config)))
         config.stash[collection.ACCEPTED] = frozenset(wanted)
     from .reporting import VerdictReporter

@@ -127,7 +127,7 @@ def test_accepted_bugs_xfail_and_every_other_affecting_bug_fails(pytester, stubs
 
 
 def test_an_unknown_accepted_bug_id_is_a_usage_error(pytester, stubs):
-    pytester.makeini("[pytest]\npeft_edges_accept =\n    STUB-OPEN\n    TYPO\n")
+    pytester.makeini("[pytest]\npeft_edges_accept = STUB-OPEN TYPO\n")
     result = run(pytester)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: unknown peft-edges bug id: TYPO (known: *)"])
