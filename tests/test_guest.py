@@ -339,3 +339,12 @@ def test_wheel_tests_the_peft_that_pythonpath_selects(wheel, tmp_path):
     verdicts = {case["id"]: (case["verdict"], case["bug"]) for case in report["cases"]}
     assert verdicts["weighted-adapter-svd-scaling"] == ("reproduced", "E")  # fixed in 0.21
     assert verdicts["weighted-adapter-negative-weight-linear"] == ("reproduced", "D-sign-dropped")
+
+
+def test_the_wheel_carries_the_license_and_the_catalogue_but_no_test_module(wheel):
+    import zipfile
+
+    names = zipfile.ZipFile(wheel).namelist()
+    assert any(name.endswith(".dist-info/licenses/LICENSE") for name in names)
+    assert any(name.startswith("pytest_peft_edges/cases/") and name.endswith(".yaml") for name in names)
+    assert "pytest_peft_edges/catalogue.py" not in names

@@ -69,3 +69,28 @@ def test_bad_known_mode_is_a_usage_error(pytester):
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*peft_edges_known must be one of xfail, fail, skip*"])
 
+
+
+def test_declared_floors_are_the_ones_the_floor_env_installs():
+    import configparser
+    import tomllib
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parent.parent
+    deps = tomllib.loads((repo / "pyproject.toml").read_text())["project"]["dependencies"]
+    floors = {d.split(">=")[0]: d.split(">=")[1] for d in deps if d.split(">=")[0] in ("pytest", "pluggy")}
+    tox = configparser.ConfigParser(interpolation=None)
+    tox.read(repo / "tox.ini")
+    pins = dict(line.strip().split("==") for line in tox["testenv:floor"]["deps"].split() if "==" in line)
+    assert floors == {"pytest": "8.0", "pluggy": "1.3"}
+    assert pins["pytest"].startswith(floors["pytest"]) and pins["pluggy"].startswith(floors["pluggy"])
+
+
+def test_the_license_file_matches_the_declared_license():
+    import tomllib
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parent.parent
+    assert tomllib.loads((repo / "pyproject.toml").read_text())["project"]["license"] == "Apache-2.0"
+    text = (repo / "LICENSE").read_text()
+    assert text.split()[:3] == ["Apache", "License", "Version"] and "Version 2.0, January 2004" in text
