@@ -1,8 +1,7 @@
 """Top-level conftest of the repo.
 
-Kept free of hooks and ``pytest_plugins`` on purpose: with an editable install, pytest also loads it
-when it collects the catalogue module (``pytest_peft_edges/catalogue.py``) from another directory.
-pytester is enabled through ``addopts`` in pyproject.toml instead.
+Kept free of hooks and ``pytest_plugins`` on purpose (pytester is enabled through ``addopts`` in
+pyproject.toml): the project's own tests live in ``tests/`` and its ``conftest.py``.
 """
 
 from __future__ import annotations

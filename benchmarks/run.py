@@ -2,6 +2,7 @@
 time, peak RSS and the pytest-xdist speed-up. One command, several repetitions, medians and ratios:
 
     python benchmarks/run.py [--repeat 5] [--json benchmarks/results.json]
+    python benchmarks/run.py --memory [--json benchmarks/memory.json]   # only the user-cycles RSS figures
 
 Everything it writes goes to a temporary directory, except the JSON file you name.
 """
@@ -40,11 +41,81 @@ def median_of(argv: list[str], cwd: Path, repeat: int, env: dict[str, str] | Non
     return statistics.median(runs), runs
 
 
+def peak_rss_mib(argv: list[str], cwd: Path, env: dict[str, str]) -> float:
+    """Peak RSS (MiB) of one command alone: measured from a fresh parent process."""
+    probe = ("import resource, subprocess, sys\n"
+             "proc = subprocess.run(sys.argv[1:], capture_output=True, text=True)\n"
+             "sys.exit(proc.stdout[-2000:]) if proc.returncode else "
+             "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n")
+    out = subprocess.run([PYTHON, "-c", probe, *argv], cwd=cwd, env=env, capture_output=True, text=True)
+    if out.returncode:
+        raise SystemExit(f"benchmark command failed: {' '.join(argv)}\n{out.stderr[-2000:]}")
+    return int(out.stdout) / 1024
+
+
+#: A user's test file: every test drops the 128 MiB reference cycle the previous one kept, collects (as a
+#: test expecting that memory back would), and keeps a new one alive until the next test.
+CYCLES = """
+import gc
+
+HOLD = []
+
+class Big:
+    def __init__(self):
+        self.payload = bytearray(128 * 1024 * 1024)
+        self.me = self
+
+def cycle():
+    HOLD.clear()
+    gc.collect()
+    HOLD.append(Big())
+
+""" + "".join(f"def test_cycle_{n}():\n    cycle()\n\n" for n in range(8))
+
+#: Interleave: cycle test, case, cycle test, case, ... (the order pytest-randomly could produce).
+INTERLEAVE = """
+def pytest_collection_modifyitems(items):
+    users = [i for i in items if "test_cycles" in i.nodeid]
+    cases = [i for i in items if i not in users]
+    mixed = []
+    for n, item in enumerate(users):
+        mixed.append(item)
+        mixed.extend(cases[n * 4:(n + 1) * 4])
+    mixed.extend(cases[len(users) * 4:])
+    items[:] = mixed
+"""
+
+
+def memory(work: Path, python_path: str | None = None) -> dict[str, float]:
+    """Peak RSS of the cycles file alone, of the catalogue alone, and of both interleaved."""
+    suite = work / "memory"
+    suite.mkdir(exist_ok=True)
+    (suite / "test_cycles.py").write_text(CYCLES)
+    (suite / "conftest.py").write_text(INTERLEAVE)
+    env = {**ENV, **({"PYTHONPATH": python_path} if python_path else {})}
+    base = [PYTHON, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "peft_edges"]
+    arms = {"user_tests_only_mib": base + ["test_cycles.py"],
+            "catalogue_only_mib": base + ["--peft-edges"],
+            "user_tests_and_catalogue_interleaved_mib": base + ["--peft-edges", "test_cycles.py"]}
+    return {name: peak_rss_mib(argv, suite, env) for name, argv in arms.items()}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--json", default="benchmarks/results.json")
+    parser.add_argument("--json", default=None)
+    parser.add_argument("--memory", action="store_true", help="only the peak RSS of user tests leaving cycles")
     args = parser.parse_args()
+    if args.memory:
+        with tempfile.TemporaryDirectory(prefix="peft-edges-bench-") as tmp:
+            figures = memory(Path(tmp))
+        for name, value in figures.items():
+            print(f"{name:<45} {value:.0f} MiB")
+        target = Path(args.json or "benchmarks/memory.json")
+        target.write_text(json.dumps({"python": platform.python_version(), **figures}, indent=2) + "\n")
+        print(f"wrote {target}")
+        return 0
+    args.json = args.json or "benchmarks/results.json"
     results: dict[str, object] = {"python": platform.python_version(), "cpus": os.cpu_count()}
     with tempfile.TemporaryDirectory(prefix="peft-edges-bench-") as tmp:
         work = Path(tmp)

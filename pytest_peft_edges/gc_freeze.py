@@ -1,20 +1,22 @@
-"""Keep Python's cyclic garbage collector off the millions of objects torch, transformers and peft create
-at import.
+"""Keep Python's cyclic garbage collector off the millions of objects torch, transformers and peft
+create at import — only while YAML cases run.
 
 Every full (generation 2) collection walks every tracked object. Importing torch, transformers and peft
-leaves millions of them, all alive until exit, so each full collection during a catalogue run costs
-0.1-0.2 s and the last ones at interpreter exit cost ~0.6 s more, none of it freeing anything
-(``benchmarks/run.py`` measures both). The full collections during the imports themselves (~0.4 s) find
-nothing either: the imported objects all stay alive. So:
+leaves millions of them alive, so each full collection during a catalogue run costs 0.1-0.2 s and
+frees nothing (``benchmarks/run.py`` measures it). So, while a case runs (:func:`case_phase`):
 
-- :func:`heavy_imports` wraps the catalogue's import of torch, transformers and peft: no collection
-  while they import, then ``gc.freeze()`` moves every object alive to the permanent generation, which
-  later collections skip;
-- :func:`register_freeze_at_exit` freezes again at exit (an ``atexit`` handler) once torch is loaded.
+- objects alive when it starts are moved to the permanent generation (``gc.freeze()``), which
+  collections skip, and :func:`heavy_imports` imports torch, transformers and peft with the collector
+  off, then freezes what they left alive;
+- when the case ends, ``gc.unfreeze()`` gives every frozen object back to the collector, and the
+  collector is as the user left it (enabled or not).
 
-What is given up: an object alive at a freeze that later becomes unreachable only through a reference
-cycle is not reclaimed before exit, and finalizers of such objects alive at exit do not run (Python
-never guarantees them at exit, see ``object.__del__``). ``atexit`` handlers all still run.
+The user's own tests, before, between and after the cases, run with nothing frozen: a reference cycle
+they drop is reclaimed as without the plugin. If the user froze objects themselves
+(``gc.get_freeze_count() > 0``), nothing is frozen or unfrozen here. Once a case has imported torch,
+an exit handler freezes again at interpreter exit, after the session, to skip the final full collection
+(~0.6 s); finalizers of objects still alive in a reference cycle at exit then do not run (Python never
+promises them at exit, see ``object.__del__``). A session that runs no case registers nothing.
 """
 
 from __future__ import annotations
@@ -25,15 +27,36 @@ import gc
 import sys
 from collections.abc import Iterator
 
-_DONE: set[str] = set()
+_STATE = {"phase": 0, "owner": False, "exit": False}
+
+
+@contextlib.contextmanager
+def case_phase() -> Iterator[None]:
+    """Around one case: freeze what is alive now (unless the user froze objects), unfreeze after."""
+    outer = _STATE["phase"] == 0
+    owner = outer and gc.get_freeze_count() == 0
+    if outer:
+        _STATE["owner"] = owner
+    _STATE["phase"] += 1
+    if owner:
+        gc.freeze()
+    try:
+        yield
+    finally:
+        _STATE["phase"] -= 1
+        if outer:
+            if _STATE["owner"]:
+                gc.unfreeze()
+            _STATE["owner"] = False
+            if "torch" in sys.modules and not _STATE["exit"]:
+                _STATE["exit"] = True
+                atexit.register(_freeze_at_exit)
 
 
 @contextlib.contextmanager
 def heavy_imports() -> Iterator[None]:
-    """Import torch, transformers and peft inside: no collection meanwhile, then freeze (the first time).
-
-    The collector's previous state (enabled or disabled by the user) is restored.
-    """
+    """Import torch, transformers and peft inside: no collection meanwhile; inside a case, what they
+    left alive is frozen until the case ends. The collector's previous state is restored."""
     enabled = gc.isenabled()
     gc.disable()
     try:
@@ -41,18 +64,10 @@ def heavy_imports() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
-        if "imports" not in _DONE:
-            _DONE.add("imports")
+        if _STATE["phase"] and _STATE["owner"]:
             gc.freeze()
 
 
-def register_freeze_at_exit() -> None:
-    """Register the exit handler once per process (configure may run several times under pytester)."""
-    if "exit" not in _DONE:
-        _DONE.add("exit")
-        atexit.register(_freeze_when_torch_loaded)
-
-
-def _freeze_when_torch_loaded() -> None:
+def _freeze_at_exit() -> None:
     if "torch" in sys.modules:
         gc.freeze()

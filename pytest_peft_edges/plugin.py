@@ -7,26 +7,18 @@ feature is in use.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 import pytest
 
-from . import gc_freeze
-from .offline import enforce_offline
+from . import collection
+from .collection import bundled_cases_dir  # noqa: F401  (public: the CLI and tests read the catalogue here)
 
 if TYPE_CHECKING:
     import torch
 
 KNOWN_MODES = ("xfail", "fail", "skip")
-CATALOGUE_MODULE = Path(__file__).with_name("catalogue.py")
-
-
-def bundled_cases_dir() -> Path:
-    """The catalogue shipped with the package (in a wheel) or the repo's ``cases/`` (editable install)."""
-    packaged = Path(__file__).with_name("cases")
-    return packaged if packaged.is_dir() else Path(__file__).resolve().parent.parent / "cases"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -47,53 +39,45 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     metavar="SECONDS", help="per-case time limit (default 60; 0 turns it off)")
     group.addoption("--peft-edges-limits", dest="peft_edges_limits", default="", type=limits.limits_option,
                     metavar="NAME=N,...", help="raise size limits of cases, e.g. num_hidden_layers=32,r=128 (see docs/cases.md)")
+    group.addoption("--peft-edges-tag", action="append", dest="peft_edges_tags", default=[], metavar="TAG",
+                    help="run only the cases with this tag (the YAML 'tags:'; repeatable)")
+    group.addoption("--peft-edges-bug", action="append", dest="peft_edges_bugs", default=[], metavar="ID",
+                    help="run only the cases that record this known bug id (repeatable)")
+    group.addoption("--peft-edges-accept", action="append", dest="peft_edges_accept", default=None, metavar="ID",
+                    help="accept this known bug (xfail); every other reproduced bug fails (repeatable; "
+                         "adds to ini peft_edges_accept)")
+    parser.addini("peft_edges_accept", type="args", default=[],
+                  help="known bug ids accepted (xfail); any other known bug affecting the installed versions fails")
     parser.addini("peft_edges_cases", type="paths", default=[],
                   help="YAML case files or directories of this repo (relative to the ini file)")
     parser.addini("peft_edges_known", default="xfail", help="default of --peft-edges-known")
 
 
-def _case_paths(config: pytest.Config) -> list[Path]:
-    paths = [Path(p) for p in config.option.peft_edges_cases]
-    paths += [Path(p) for p in config.getini("peft_edges_cases")]
-    if config.option.peft_edges_catalogue:
-        paths.insert(0, bundled_cases_dir())
-    return paths
-
-
-def cases_in_use(config: pytest.Config) -> bool:
-    """True when this run collects YAML cases (bundled or the user's)."""
-    return bool(config.option.peft_edges_catalogue or config.option.peft_edges_cases
-                or config.getini("peft_edges_cases"))
-
-
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "peft_edges_case(id): a pytest-peft-edges YAML case")
-    config.stash[_OFFLINE_KEY] = enforce_offline()
-    gc_freeze.register_freeze_at_exit()
+    config.addinivalue_line("markers", "peft_edges_bug(id, strict=False): this test hits the catalogued peft bug "
+                            "ID; where the installed versions are in its range it is an xfail naming the fix")
     known = config.option.peft_edges_known or config.getini("peft_edges_known")
     if known not in KNOWN_MODES:
         raise pytest.UsageError(f"peft_edges_known must be one of {', '.join(KNOWN_MODES)}, not {known!r}")
     config.option.peft_edges_known = known
-    if not cases_in_use(config):
-        return
-    explicit = config.args_source == pytest.Config.ArgsSource.ARGS
-    asked = config.option.peft_edges_catalogue or config.option.peft_edges_cases
-    module = str(CATALOGUE_MODULE)
-    if not explicit and asked:
-        config.args[:] = [module]  # `pytest --peft-edges` runs the catalogue, not the whole repo
-    elif (asked or not explicit) and module not in config.args:
-        config.args.append(module)
+    state = collection.configure(config)
+    if state is None:
+        return  # no case in this session: nothing else changes
+    config.stash[collection.STATE] = state
+    accept = config.getini("peft_edges_accept")
+    if accept or config.option.peft_edges_accept:
+        wanted = [*accept, *(config.option.peft_edges_accept or [])]
+        collection.unknown("bug id", wanted, set(collection.known_bugs(config)))
+        config.stash[collection.ACCEPTED] = frozenset(wanted)
     from .reporting import VerdictReporter
 
     config.pluginmanager.register(VerdictReporter(config), "peft_edges_reporter")
 
 
-_OFFLINE_KEY = pytest.StashKey[dict]()
-
-
-def pytest_unconfigure(config: pytest.Config) -> None:
-    for name in config.stash.get(_OFFLINE_KEY, {}):
-        os.environ.pop(name, None)
+def cases_in_use(config: pytest.Config) -> bool:
+    """True when this run collects YAML cases (bundled or the user's)."""
+    return collection.STATE in config.stash
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:
@@ -104,53 +88,72 @@ def pytest_report_header(config: pytest.Config) -> str | None:
     return f"peft-edges: {versions.describe()}"
 
 
-def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "peft_edges_case" not in metafunc.fixturenames:
-        return
-    from .schema import load_cases
-
-    cases = load_cases(_case_paths(metafunc.config))
-    if not cases:
-        metafunc.parametrize("peft_edges_case", [pytest.param(None, marks=pytest.mark.skip(
-            reason="no peft-edges case found (give --peft-edges or --peft-edges-cases PATH)"))], indirect=True)
-        return
-    metafunc.parametrize("peft_edges_case", [pytest.param(case, id=case.id, marks=pytest.mark.peft_edges_case(case.id))
-                                             for case in cases], indirect=True)
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    state = parent.config.stash.get(collection.STATE, None)
+    if state is None or file_path.suffix not in collection.SUFFIXES or not state.claims(file_path):
+        return None
+    return collection.CaseFile.from_parent(parent, path=file_path)
 
 
-@pytest.fixture
-def peft_edges_case(request: pytest.FixtureRequest) -> Any:
-    """The validated YAML case of this test id; a malformed case errors here with file, line and field."""
-    from . import reporting
-    from .schema import MalformedCase
-
-    case = request.param
-    if isinstance(case, MalformedCase):
-        reporting.record(request.node, case_id=case.id, verdict="error", message=str(case.error), upstream=[])
-        pytest.fail(f"malformed peft-edges case: {case.error}", pytrace=False)
-    return case
+@pytest.hookimpl(tryfirst=True)
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    state = config.stash.get(collection.STATE, None)
+    return None if state is None else collection.ignore_collect(state, collection_path)
 
 
-@pytest.fixture
-def peft_edges_judge(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[Any], None]:
-    """Run a case in ``tmp_path`` and turn its verdict into pass, strict xfail, or a failure with the reason."""
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Any:
+    report = yield
+    if isinstance(collector, pytest.Session) and report.passed:
+        state = collector.config.stash.get(collection.STATE, None)
+        if state is not None:
+            report.result.extend(collection.session_nodes(collector, state))
+    return report
 
-    def judge(case: Any) -> None:
-        from . import reporting
 
-        option = request.config.option
-        export_dir = option.peft_edges_export_failures
-        if export_dir is not None:
-            export_dir = Path(request.config.invocation_params.dir) / export_dir
-        reporting.judge_and_act(request.node, case, tmp_path, option.peft_edges_known, export_dir)
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    tags, bugs = config.option.peft_edges_tags, config.option.peft_edges_bugs
+    if (tags or bugs) and collection.STATE in config.stash:
+        state = config.stash[collection.STATE]  # the cases of this run
+        cases = [case for found in state.index().values() for case in found if hasattr(case, "known_bugs")]
+        collection.unknown("tag", tags, {tag for case in cases for tag in case.tags})
+        collection.unknown("bug id", bugs, {bug.id for case in cases for bug in case.known_bugs})
+        keep, drop = [], []
+        for item in items:
+            case = getattr(item, "case", None)
+            chosen = case is None or (
+                (not tags or bool(set(tags) & set(getattr(case, "tags", ()))))
+                and (not bugs or bool(set(bugs) & {bug.id for bug in getattr(case, "known_bugs", ())})))
+            (keep if chosen else drop).append(item)
+        if drop:
+            config.hook.pytest_deselected(items=drop)
+            items[:] = keep
+    marked = [(item, mark) for item in items for mark in item.iter_markers("peft_edges_bug")]
+    if marked:
+        _mark_known_bugs(config, marked)
 
-    return judge
+
+def _mark_known_bugs(config: pytest.Config, marked: list[tuple[pytest.Item, Any]]) -> None:
+    """``@pytest.mark.peft_edges_bug("ID")``: an xfail naming the bug and its fix where it affects the stack."""
+    from . import reporting, versions
+
+    bugs = collection.known_bugs(config)
+    collection.unknown("bug id", [mark.args[0] if mark.args else "" for _, mark in marked], set(bugs))
+    stack = versions.stack()
+    for item, mark in marked:
+        bug = bugs[mark.args[0]]
+        if bug.affects(stack):
+            info = reporting.bug_info(bug)
+            link = info["upstream"][0] if info["upstream"] else "no upstream issue"
+            reason = (f"known peft bug {bug.id} ({bug.summary}) affects {bug.range_label()}: "
+                      f"{reporting.advice(info)} — {link}")
+            item.add_marker(pytest.mark.xfail(reason=reason, strict=bool(mark.kwargs.get("strict", False))))
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     report = yield
-    if "peft_edges_judge" in getattr(item, "fixturenames", ()):  # only cases carry a verdict section
+    if isinstance(item, collection.CaseItem):  # only cases carry a verdict section
         from . import reporting
 
         reporting.add_section(item, report)

@@ -66,7 +66,8 @@ def test_every_verdict(pytester, six_cases):
     assert "[range-wrong] known bug bug-x" in out and "its recorded range is wrong" in out
     assert "[error] failed another way than recorded" in out
     assert "[error] unexpected exception at 'set_adapter': ValueError" in out
-    assert "export:    peft-edges export regressed --format issue" in out
+    # the hint works as printed: a user case is exported with its --cases path
+    assert "export:    peft-edges export regressed --cases " in out and "regressed.yaml --format issue" in out
 
 
 def test_json_report_fields(pytester, write_case):
@@ -160,4 +161,4 @@ def test_last_failed_reruns_only_the_failed_cases(pytester, six_cases):
     pytester.runpytest("-p", "peft_edges", "--peft-edges-cases", "cases").assert_outcomes(passed=1, xfailed=1, failed=4)
     rerun = pytester.runpytest("-p", "peft_edges", "--peft-edges-cases", "cases", "--lf")
     rerun.assert_outcomes(failed=4)
-    assert "test_peft_edge_case[fixed]" not in rerun.stdout.str()
+    assert "cases/fixed.yaml::fixed" not in rerun.stdout.str() and "cases/regressed.yaml::regressed" in rerun.stdout.str()

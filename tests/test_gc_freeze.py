@@ -1,4 +1,5 @@
-"""gc_freeze: no garbage collection over the imported libraries, during the run and at exit."""
+"""gc_freeze: the collector skips the imported libraries only while a case runs, and is as the user left
+it (nothing frozen) outside cases."""
 
 from __future__ import annotations
 
@@ -12,48 +13,68 @@ def run_python(code: str) -> str:
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
 
 
-def test_heavy_imports_collect_nothing_then_freeze_once_and_restore_the_collector():
+def test_heavy_imports_collect_nothing_and_freeze_only_inside_a_case():
     out = run_python(
         "import gc\n"
-        "from pytest_peft_edges.gc_freeze import heavy_imports\n"
+        "from pytest_peft_edges.gc_freeze import case_phase, heavy_imports\n"
         "with heavy_imports():\n"
-        "    print('inside', gc.isenabled())\n"
+        "    print('outside: collector', gc.isenabled())\n"
         "    import json\n"
-        "print('after', gc.isenabled(), gc.get_freeze_count() > 0)\n"
-        "frozen = gc.get_freeze_count()\n"
+        "print('outside after: collector', gc.isenabled(), 'frozen', gc.get_freeze_count())\n"
+        "with case_phase():\n"
+        "    print('case: frozen', gc.get_freeze_count() > 0)\n"
+        "    with heavy_imports():\n"
+        "        print('case imports: collector', gc.isenabled())\n"
+        "        import csv\n"
+        "    print('case after imports: collector', gc.isenabled(), 'frozen', gc.get_freeze_count() > 0)\n"
+        "print('after case: collector', gc.isenabled(), 'frozen', gc.get_freeze_count())\n"
         "gc.disable()\n"
-        "with heavy_imports():\n"
-        "    import csv\n"
-        "print('user disabled', gc.isenabled(), gc.get_freeze_count() == frozen)\n"
+        "with case_phase():\n"
+        "    pass\n"
+        "print('user disabled: collector', gc.isenabled())\n"
     )
-    assert out.splitlines() == ["inside False", "after True True", "user disabled False True"]
+    assert out.splitlines() == [
+        "outside: collector False", "outside after: collector True frozen 0",
+        "case: frozen True", "case imports: collector False", "case after imports: collector True frozen True",
+        "after case: collector True frozen 0", "user disabled: collector False"]
+
+
+def test_objects_the_user_froze_stay_frozen_and_nothing_else_is():
+    out = run_python(
+        "import gc\n"
+        "from pytest_peft_edges.gc_freeze import case_phase, heavy_imports\n"
+        "gc.freeze()\n"
+        "mine = gc.get_freeze_count()\n"
+        "with case_phase():\n"
+        "    junk = [[] for _ in range(1000)]\n"
+        "    with heavy_imports():\n"
+        "        import json\n"
+        "    print(gc.get_freeze_count() == mine)\n"
+        "print(gc.get_freeze_count() == mine)\n"
+    )
+    assert out.split() == ["True", "True"]
 
 
 EXIT_PROBE = """
-import atexit, sys, types
+import sys, types
+from pytest_peft_edges.gc_freeze import case_phase
 
 class Cycle:
     def __del__(self):
         print("cycle finalized at exit", flush=True)
 
-
-KEEP = []  # alive until the module is torn down at exit, then only the final collection frees it
-
-def test_leave_a_cycle_behind():
-    if {torch_loaded}:
-        sys.modules.setdefault("torch", types.ModuleType("torch"))  # stands in for a real torch import
-    cycle = Cycle()
-    cycle.me = cycle
-    KEEP.append(cycle)
-    atexit.register(print, "atexit handlers still run", flush=True)
+if {case_ran}:
+    with case_phase():
+        sys.modules.setdefault("torch", types.ModuleType("torch"))  # stands in for a case importing torch
+KEEP = Cycle()
+KEEP.me = KEEP  # alive until the module is torn down at exit, then only the final collection frees it
+import atexit
+atexit.register(print, "atexit handlers still run", flush=True)
 """
 
 
-@pytest.mark.parametrize("torch_loaded", [True, False])
-def test_exit_skips_the_final_collection_only_once_torch_is_loaded(pytester, isolated_env, torch_loaded):
-    pytester.makepyfile(test_exit=EXIT_PROBE.format(torch_loaded=torch_loaded))
-    result = pytester.runpytest_subprocess("-p", "peft_edges", "-s", "-p", "no:cacheprovider")
-    result.assert_outcomes(passed=1)
-    out = result.stdout.str()
+@pytest.mark.parametrize("case_ran", [True, False])
+def test_exit_skips_the_final_collection_only_after_a_case_loaded_torch(case_ran):
+    out = run_python(EXIT_PROBE.format(case_ran=case_ran))
     assert "atexit handlers still run" in out
-    assert ("cycle finalized at exit" in out) is not torch_loaded
+    assert ("cycle finalized at exit" in out) is not case_ran

@@ -1,4 +1,4 @@
-"""The plugin as a downstream repo meets it: loading, laziness, header, fixtures, offline."""
+"""The plugin as a downstream repo meets it: loading, laziness, header, fixtures."""
 
 from __future__ import annotations
 
@@ -63,22 +63,34 @@ def test_no_peft_edges_disables_the_plugin(pytester):
     result.stdout.fnmatch_lines(["*fixture 'tiny_bert' not found*"])
 
 
-def test_plugin_sets_offline_unless_user_chose(pytester, monkeypatch):
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "0")
-    pytester.makepyfile(test_env="""
-        import os
-
-        def test_env():
-            assert os.environ["HF_HUB_OFFLINE"] == "1"
-            assert os.environ["TRANSFORMERS_OFFLINE"] == "0"
-    """)
-    pytester.runpytest_subprocess("-p", "peft_edges").assert_outcomes(passed=1)
-
-
 def test_bad_known_mode_is_a_usage_error(pytester):
     pytester.makeini("[pytest]\npeft_edges_known = maybe\n")
     result = pytester.runpytest("-p", "peft_edges")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*peft_edges_known must be one of xfail, fail, skip*"])
 
+
+
+def test_declared_floors_are_the_ones_the_floor_env_installs():
+    import configparser
+    import tomllib
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parent.parent
+    deps = tomllib.loads((repo / "pyproject.toml").read_text())["project"]["dependencies"]
+    floors = {d.split(">=")[0]: d.split(">=")[1] for d in deps if d.split(">=")[0] in ("pytest", "pluggy")}
+    tox = configparser.ConfigParser(interpolation=None)
+    tox.read(repo / "tox.ini")
+    pins = dict(line.strip().split("==") for line in tox["testenv:floor"]["deps"].split() if "==" in line)
+    assert floors == {"pytest": "8.0", "pluggy": "1.3"}
+    assert pins["pytest"].startswith(floors["pytest"]) and pins["pluggy"].startswith(floors["pluggy"])
+
+
+def test_the_license_file_matches_the_declared_license():
+    import tomllib
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parent.parent
+    assert tomllib.loads((repo / "pyproject.toml").read_text())["project"]["license"] == "Apache-2.0"
+    text = (repo / "LICENSE").read_text()
+    assert text.split()[:3] == ["Apache", "License", "Version"] and "Version 2.0, January 2004" in text
