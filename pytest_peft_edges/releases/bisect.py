@@ -190,8 +190,8 @@ def render(result: BisectResult, context: str = "") -> str:
             extra = [r for r in f.recorded_releases if r not in f.found_releases]
             missing = [r for r in f.found_releases if r not in f.recorded_releases]
             lines.append("  the recorded range is WRONG: " + "; ".join(
-                part for part in (f"it includes {_releases(extra)}, which do not show the bug" if extra else "",
-                                  f"it leaves out {_releases(missing)}, which show the bug" if missing else "")
+                part for part in (f"it includes {_releases(extra)}, where the case does not show the bug" if extra else "",
+                                  f"it leaves out {_releases(missing)}, where the bug shows" if missing else "")
                 if part))
     if result.unexplained:
         lines.append("outcomes no recorded bug explains: "
