@@ -206,7 +206,7 @@ def test_a_run_that_imports_another_release_than_the_one_under_test_has_no_repor
                 "json.dump({'versions': {'peft': '9.9', 'transformers': '4.0'}, 'cases': []}, open(path, 'w'))\n")
             return root
 
-    run = run_release(Shadowed(tmp_path / "cache", torch="torch"), "1.0", "4.0", tmp_path / "r.json")
+    run = run_release(Shadowed(tmp_path / "cache", torch="torch", fork=False), "1.0", "4.0", tmp_path / "r.json")
     assert run.document is None
     assert run.error == "the run imported peft 9.9 + transformers 4.0, not the release under test (1.0 + 4.0)"
 

@@ -157,7 +157,7 @@ def _bisect(args: argparse.Namespace) -> int:
         observe = OBSERVER_FACTORY(args, case, window)
         result = bisect(case.id, window, observe, bugs, stack=stack, jobs=args.jobs, every=args.all)
     else:
-        from .runner import run_release
+        from .runner import close_zygotes, run_release
 
         store = _store(args)
         with tempfile.TemporaryDirectory(prefix="peft-edges-bisect-") as tmp:
@@ -171,6 +171,9 @@ def _bisect(args: argparse.Namespace) -> int:
                 print(f"  peft {release}: {label}", file=sys.stderr, flush=True)
                 return label, entry or {"message": "the case did not run"}
 
-            result = bisect(case.id, window, observe, bugs, stack=stack, jobs=args.jobs, every=args.all)
+            try:
+                result = bisect(case.id, window, observe, bugs, stack=stack, jobs=args.jobs, every=args.all)
+            finally:
+                close_zygotes()
     print(render(result, f" with transformers {transformers}"))
     return 0 if result.ok else 1

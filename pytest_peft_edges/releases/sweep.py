@@ -10,7 +10,7 @@ from typing import Callable, Sequence
 
 from .envs import BuildError, Store
 from .index import ReleaseIndex
-from .runner import Run, report_name, run_release
+from .runner import Run, close_zygotes, report_name, run_release
 
 Runner = Callable[[str, str, Path], Run]
 
@@ -63,6 +63,7 @@ def sweep(pairs: Sequence[tuple[str, str]], reports: Path, *, store: Store | Non
             log(describe(run))
     if prebuild is not None:
         prebuild.shutdown(wait=True)
+        close_zygotes()
     return SweepResult(runs, time.perf_counter() - start)
 
 
