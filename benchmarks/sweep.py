@@ -47,14 +47,16 @@ def main() -> int:
     parser.add_argument("--cache", help="environment cache of the sweep (emptied first)")
     parser.add_argument("--json", default=str(REPO / "benchmarks" / "sweep.json"))
     parser.add_argument("--keep", action="store_true", help="keep the cache directory")
+    parser.add_argument("--reports", help="keep the JSON reports of the runs here (default: a temporary directory)")
     args = parser.parse_args()
     cache = Path(args.cache) if args.cache else Path(tempfile.mkdtemp(prefix="peft-edges-sweep-cache-"))
     shutil.rmtree(cache, ignore_errors=True)
     results: dict[str, object] = {"python": platform.python_version(), "cpus": os.cpu_count(),
                                   "command": f"{Path(sys.executable).name} -m pytest_peft_edges sweep --cache CACHE"}
-    with tempfile.TemporaryDirectory(prefix="peft-edges-sweep-reports-") as reports:
-        results["fresh"] = timed_sweep(cache, Path(reports))
-        results["warm"] = timed_sweep(cache, Path(reports))
+    with tempfile.TemporaryDirectory(prefix="peft-edges-sweep-reports-") as tmp:
+        reports = Path(args.reports or tmp)
+        results["fresh"] = timed_sweep(cache, reports)
+        results["warm"] = timed_sweep(cache, reports)
     if not args.keep and not args.cache:
         shutil.rmtree(cache, ignore_errors=True)
     Path(args.json).write_text(json.dumps(results, indent=2) + "\n")

@@ -40,7 +40,7 @@ def test_bisect_finds_where_bug_d_starts_and_ends(tmp_path, capsys):
     out = capsys.readouterr().out
     print(out)
     assert code == 1
-    segments = [line.split("   (run on")[0].split() for line in out.splitlines() if line.startswith("  peft ")]
+    segments = [line.split("(run on")[0].split() for line in out.splitlines() if line.startswith("  peft ")]
     assert segments == [["peft", "0.6.2", "fixed"], ["peft", "0.7.0", "...", "0.17.1", "D-math-domain"],
                         ["peft", "0.18.0", "...", "0.18.1", "D-sign-dropped"], ["peft", "0.19.0", "...", "0.21.2", "fixed"]]
     assert ("known bug D-math-domain:\n  found:    >=0.7.0,<0.18.0 (first affected 0.7.0, first fixed 0.18.0)\n"

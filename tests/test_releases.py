@@ -249,3 +249,34 @@ def test_bisect_names_releases_a_recorded_range_leaves_out_and_unexplained_outco
     assert "the recorded range is WRONG: it leaves out 1.9, where the bug shows" in text
     assert "  peft 2.0" in text and "      stub error on 2.0" in text
     assert text.endswith("outcomes no recorded bug explains: error on 2.0")
+
+
+def test_the_fork_server_runs_each_job_with_its_own_release_first_on_sys_path(tmp_path):
+    """Two fake peft "releases" through one fork server: each child imports its own, the server none."""
+    from pytest_peft_edges.releases.runner import Zygote
+
+    store = Store(tmp_path / "cache", torch="torch")
+    root = store.plugin()
+    releases = {}
+    for version in ("1.0", "2.0"):
+        release = tmp_path / "peft" / version
+        (release / "peft").mkdir(parents=True)
+        (release / "peft" / "__init__.py").write_text(f"__version__ = {version!r}\n")
+        releases[version] = release
+    (tmp_path / "test_fake.py").write_text(
+        "import os, sys\n\ndef test_release():\n    import peft\n"
+        "    assert peft.__version__ == os.environ['WANT'] and 'transformers' not in sys.modules\n")
+    env = store.run_env([root])
+    del env["PYTHONPYCACHEPREFIX"]  # the venv's own bytecode: importing torch stays cheap
+    server = Zygote(sys.executable, root, env, tmp_path / "logs")
+    try:
+        for version, release in releases.items():
+            code, output = server.run(["-q", "-p", "no:cacheprovider", str(tmp_path / "test_fake.py")], cwd=tmp_path,
+                                      path=[release], env={"WANT": version})
+            assert (code, "1 passed" in output) == (0, True), output
+        code, output = server.run(["-q", "-p", "no:cacheprovider", str(tmp_path / "test_fake.py")], cwd=tmp_path,
+                                  path=[releases["1.0"]], env={"WANT": "2.0"})
+        assert code == 1 and "1 failed" in output
+    finally:
+        server.close()
+    assert server.proc.returncode == 0

@@ -171,9 +171,10 @@ def render(result: BisectResult, context: str = "") -> str:
     lines = [f"bisect {result.case_id}: peft {window[0]} ... {window[-1]}{context} — "
              f"{result.runs} of {len(window)} releases run"]
     width = max(len(s.span) for s in result.segments) + 6
+    outcome_width = max(len(s.outcome) for s in result.segments) + 3
     for segment in result.segments:
-        lines.append(f"  {('peft ' + segment.span).ljust(width)}{segment.outcome}"
-                     f"   (run on {', '.join(segment.run)})")
+        lines.append(f"  {('peft ' + segment.span).ljust(width)}{segment.outcome.ljust(outcome_width)}"
+                     f"(run on {', '.join(segment.run)})")
         if segment.outcome in ("error", "failing", "missing"):
             detail = result.observations[segment.run[0]][1]
             lines.append(f"      {detail.get('message', '')}")
