@@ -36,7 +36,7 @@ def timed_sweep(cache: Path, reports: Path) -> dict[str, object]:
                           env={**os.environ, "PYTHONPATH": str(REPO)})
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    print(proc.stdout[-3000:], proc.stderr[-2000:], sep="\n")
+    print(proc.stdout[-3000:], proc.stderr[-2000:], sep="\n", flush=True)
     return {"wall_s": round(wall, 1), "cpu_s": round(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, 1),
             "exit": proc.returncode, "load_before": round(load, 2), "load_after": round(os.getloadavg()[0], 2),
             "summary": proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""}
@@ -55,11 +55,11 @@ def main() -> int:
                                   "command": f"{Path(sys.executable).name} -m pytest_peft_edges sweep --cache CACHE"}
     with tempfile.TemporaryDirectory(prefix="peft-edges-sweep-reports-") as tmp:
         reports = Path(args.reports or tmp)
-        results["fresh"] = timed_sweep(cache, reports)
-        results["warm"] = timed_sweep(cache, reports)
+        for phase in ("fresh", "warm"):  # the JSON file is written after each phase
+            results[phase] = timed_sweep(cache, reports)
+            Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
     if not args.keep and not args.cache:
         shutil.rmtree(cache, ignore_errors=True)
-    Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
     return 0
 
