@@ -1,0 +1,180 @@
+"""One catalogue run: a peft release (from the cache) in the shared environment of a transformers release."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from .envs import BuildError, Store
+
+
+@dataclasses.dataclass
+class Run:
+    """The outcome of one (peft, transformers) run: its JSON report, or why there is none."""
+
+    peft: str
+    transformers: str
+    report: Path
+    seconds: float = 0.0
+    document: dict[str, Any] | None = None
+    error: str | None = None
+
+    @property
+    def label(self) -> str:
+        return f"peft {self.peft} + transformers {self.transformers}"
+
+    def verdicts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for case in (self.document or {}).get("cases", []):
+            counts[case["verdict"]] = counts.get(case["verdict"], 0) + 1
+        return counts
+
+    def bad(self) -> list[dict[str, Any]]:
+        """The cases whose verdict is regressed, range-wrong or error."""
+        return [case for case in (self.document or {}).get("cases", [])
+                if case["verdict"] in ("regressed", "range-wrong", "error")]
+
+
+def report_name(peft: str, transformers: str) -> str:
+    return f"peft{peft}-tf{transformers}.json"
+
+
+def pytest_command(python: str, root: Path, report: Path, *, bundled: bool, cases: Sequence[Path]) -> list[str]:
+    """The catalogue run: this package's plugin from ``root`` (with ``root/pytest.ini`` as the only
+    configuration), importlib import mode so nothing pytest inserts into sys.path shadows PYTHONPATH."""
+    command = [python, "-m", "pytest", "-c", str(root / "pytest.ini"), "--rootdir", str(root),
+               "-p", "pytest_peft_edges.plugin", "-p", "no:cacheprovider", "-q", "-rfE",
+               "--import-mode=importlib", "--peft-edges-report", str(report)]
+    if bundled:
+        command.append("--peft-edges")
+    for path in cases:
+        command += ["--peft-edges-cases", str(Path(path).resolve())]
+    return command
+
+
+def run_release(store: Store, peft: str, transformers: str, report: Path, *, bundled: bool = True,
+                cases: Sequence[Path] = (), timeout: float = 900) -> Run:
+    """Run the catalogue (and/or ``cases``) on peft ``peft`` with transformers ``transformers``; any
+    failure to build, run or read the report is the run's ``error`` (the other runs go on)."""
+    try:
+        return _run_release(store, peft, transformers, report, bundled=bundled, cases=cases, timeout=timeout)
+    except Exception as exc:  # noqa: BLE001 - one broken run must not stop a sweep
+        import traceback
+
+        return Run(peft, transformers, Path(report), error="".join(traceback.format_exception(exc))[-3000:])
+
+
+def _run_release(store: Store, peft: str, transformers: str, report: Path, *, bundled: bool,
+                 cases: Sequence[Path], timeout: float) -> Run:
+    run = Run(peft, transformers, Path(report))
+    start = time.perf_counter()
+    try:
+        python = store.env(transformers)
+        release = store.peft(peft)
+        root = store.plugin()
+    except BuildError as exc:
+        run.error = str(exc)
+        return run
+    run.report.parent.mkdir(parents=True, exist_ok=True)
+    run.report.unlink(missing_ok=True)
+    command = pytest_command(python, root, run.report, bundled=bundled, cases=cases)
+    server = zygote(store, python, root)
+    if server is not None:
+        returncode, output = server.run(command[3:], cwd=root, path=[release, root],
+                                        env=store.run_env([release, root]))
+    else:
+        try:
+            proc = subprocess.run(command, cwd=root, env=store.run_env([release, root]), capture_output=True,
+                                  text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            run.error = f"timed out after {timeout:.0f} s: {' '.join(command)}"
+            return run
+        returncode, output = proc.returncode, proc.stdout + proc.stderr
+    run.seconds = time.perf_counter() - start
+    if returncode not in (0, 1) or not run.report.is_file():
+        run.error = f"pytest exited {returncode}:\n{output[-4000:]}"
+        return run
+    document = json.loads(run.report.read_text())
+    got = document.get("versions", {})
+    if got.get("peft") != peft or got.get("transformers") != transformers:
+        run.error = (f"the run imported peft {got.get('peft')} + transformers {got.get('transformers')}, "
+                     f"not the release under test ({peft} + {transformers})")
+        return run
+    run.document = document
+    return run
+
+
+class Zygote:
+    """One fork server (zygote.py) in one shared environment, used by one thread at a time."""
+
+    def __init__(self, python: str, root: Path, env: dict[str, str], logs: Path) -> None:
+        # -m, not the script's path: the script's directory first on sys.path would shadow the
+        # standard library's bisect with releases/bisect.py.
+        self.proc = subprocess.Popen([python, "-m", "pytest_peft_edges.releases.zygote"], cwd=root, env=env,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.logs = logs
+        self.count = 0
+        assert self.proc.stdout is not None
+        hello = json.loads(self.proc.stdout.readline() or "{}")
+        if not hello.get("ready"):
+            self.close()
+            raise RuntimeError(f"the fork server did not start: {hello}")
+
+    def run(self, args: list[str], *, cwd: Path, path: list[Path], env: dict[str, str]) -> tuple[int, str]:
+        """pytest ``args`` in a forked child; its exit code and output."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.count += 1
+        log = self.logs / f"run-{os.getpid()}-{id(self)}-{self.count}.log"
+        self.logs.mkdir(parents=True, exist_ok=True)
+        job = {"args": args, "cwd": str(cwd), "path": [str(p) for p in path], "env": env, "log": str(log)}
+        self.proc.stdin.write(json.dumps(job) + "\n")
+        self.proc.stdin.flush()
+        answer = json.loads(self.proc.stdout.readline() or '{"exit": -1}')
+        output = log.read_text(errors="replace") if log.is_file() else ""
+        log.unlink(missing_ok=True)
+        return int(answer["exit"]), output
+
+    def close(self) -> None:
+        if self.proc.stdin:
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+_ZYGOTES: dict[tuple[int, str, str], Zygote | None] = {}
+_ZYGOTES_GUARD = threading.Lock()
+
+
+def zygote(store: Store, python: str, root: Path) -> Zygote | None:
+    """This thread's fork server in ``python``'s environment (None when forking is off or unavailable:
+    the run then starts its own interpreter)."""
+    if not store.fork or not hasattr(os, "fork"):
+        return None
+    key = (threading.get_ident(), python, str(root))
+    with _ZYGOTES_GUARD:
+        if key in _ZYGOTES:
+            return _ZYGOTES[key]
+    try:
+        server: Zygote | None = Zygote(python, root, store.run_env([root]), store.cache / "logs")
+    except (OSError, RuntimeError, ValueError):
+        server = None
+    with _ZYGOTES_GUARD:
+        _ZYGOTES[key] = server
+    return server
+
+
+def close_zygotes() -> None:
+    """Stop every fork server (end of a sweep or bisect)."""
+    with _ZYGOTES_GUARD:
+        servers = [s for s in _ZYGOTES.values() if s is not None]
+        _ZYGOTES.clear()
+    for server in servers:
+        server.close()
