@@ -253,11 +253,9 @@ def build_parser() -> argparse.ArgumentParser:
     docs = sub.add_parser("docs", help="print the case-format reference (docs/cases.md)")
     docs.add_argument("-o", "--output", metavar="FILE")
     docs.set_defaults(func=cmd_docs)
-    # --- issue 14 hook (releases/cli.py owns these subcommands): sweep, bisect ---
-    from .releases.cli import add_subcommands as add_release_subcommands
+    from .releases.cli import add_subcommands as add_release_subcommands  # sweep, bisect
 
     add_release_subcommands(sub)
-    # --- end of issue 14 hook ---
     return parser
 
 

@@ -36,6 +36,7 @@ class Names:
         self.aliases: dict[str, dict[str, str]] = {}  # object -> {YAML field: Python attribute}
         self.adapters: dict[str, set[str] | None] = {}  # model -> its adapter names (None: not known here)
         self.architectures: set[str] = set()  # of the models the case builds or loads
+        self.kinds: set[str] = set()  # features used: helper lines marked "# only: <kind>" are exported
 
     def var(self, name: str) -> str:
         if name not in self.python:

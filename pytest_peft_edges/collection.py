@@ -226,8 +226,8 @@ def configure(config: pytest.Config) -> CaseCollection | None:
     norecurse = config.getini("norecursedirs")
     in_venv_ok = config.getoption("collect_in_virtualenv", False)
     for path in state.user_paths:
-        if not path.exists():
-            continue  # reported as an error item (see ``problems``), not a pytest usage error
+        if not (path.is_dir() or path.is_file()):
+            continue  # missing, a FIFO or a device: an error item (see ``problems``), not a pytest usage error
         covering = [a for a in arg_paths if a == path or a in path.parents]
         if not covering:
             if not selective and (not explicit or path in asked):  # ini paths join a run of the default paths only

@@ -87,6 +87,7 @@ def render_script(case: Case) -> str:
 
     architectures = program.names.architectures
     kinds = ({"torch"} if architectures & {"mlp", "conv", "mha"} else set()) | ({"seq2seq"} if architectures & SEQ2SEQ else set())
+    kinds |= program.names.kinds
     sources = {name: codegen.helper_source(name, kinds) for name in used}
     modules = {"collections", "re", "sys", "traceback", "pathlib", "tempfile"}
     modules |= {name for name in ("contextlib", "json", "io") if any(f"{name}." in text for text in sources.values())}

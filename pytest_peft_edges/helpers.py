@@ -130,8 +130,8 @@ def output(model, seed=0, inputs_embeds=False, **kwargs):
     import torch
 
     inputs = make_inputs(model, seed=seed)
-    if inputs_embeds:
-        inputs["inputs_embeds"] = model.get_input_embeddings()(inputs.pop("input_ids"))
+    if inputs_embeds:  # only: inputs_embeds
+        inputs["inputs_embeds"] = model.get_input_embeddings()(inputs.pop("input_ids"))  # only: inputs_embeds
     with torch.no_grad():
         out = model.eval()(**inputs, **kwargs)
     return (out if isinstance(out, torch.Tensor) else out.logits if "logits" in out else out.last_hidden_state).clone()

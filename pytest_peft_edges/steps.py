@@ -494,6 +494,8 @@ def snapshot(r: Render, as_: Out, model: Ref = "peft",
     if kind == "output":
         names = f", adapter_names={r.lit(adapter_names)}" if adapter_names is not None else ""
         embeds = ", inputs_embeds=True" if use_inputs_embeds else ""
+        if use_inputs_embeds:
+            r.names.kinds.add("inputs_embeds")
         r(f"{r.out(as_)} = {r.helper('output')}({target}, seed={seed!r}{names}{embeds})")
         return
     if kind == "delta":
