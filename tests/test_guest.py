@@ -248,7 +248,7 @@ def test_xdist_runs_a_selected_bundled_case(pytester, monkeypatch):
     result = pytester.runpytest_subprocess(
         "-p", "peft_edges", "-p", "xdist", "-n", "2",
         "peft-edges/transformers-boundary.yaml::transformers-add-adapter-api",
-        f"peft-edges/adapter-name-in-tuner-prefix.yaml::adapter-name-control-round-trip")
+        "peft-edges/adapter-name-in-tuner-prefix.yaml::adapter-name-control-round-trip")
     outcomes = result.parseoutcomes()
     assert sum(outcomes.get(k, 0) for k in ("passed", "xfailed", "skipped")) == 2, result.stdout.str()
 
