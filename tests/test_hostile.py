@@ -447,12 +447,12 @@ def test_the_limit_options_reach_collection(pytester):
     (pytester.path / "wide.yaml").write_text("id: wide\ntitle: t\nmodel:\n  architecture: bert\n"
                                              "  config: {num_hidden_layers: 12}\nsteps: [{op: unload, model: base}]\n")
     refused = pytester.runpytest("-p", "peft_edges", "--peft-edges-cases", "wide.yaml", "--collect-only", "-q")
-    refused.stdout.fnmatch_lines(["*test_peft_edge_case[[]malformed-wide[]]*"])
+    refused.stdout.fnmatch_lines(["*wide.yaml::malformed-wide*"])
     raised = pytester.runpytest("-p", "peft_edges", "--peft-edges-cases", "wide.yaml", "--collect-only", "-q",
                                 "--peft-edges-limits", "num_hidden_layers=12")
-    raised.stdout.fnmatch_lines(["*test_peft_edge_case[[]wide[]]*"])
+    raised.stdout.fnmatch_lines(["*wide.yaml::wide*"])
     again = pytester.runpytest("-p", "peft_edges", "--peft-edges-cases", "wide.yaml", "--collect-only", "-q")
-    again.stdout.fnmatch_lines(["*test_peft_edge_case[[]malformed-wide[]]*"])  # the next run starts from the defaults
+    again.stdout.fnmatch_lines(["*wide.yaml::malformed-wide*"])  # the next run starts from the defaults
     bad = pytester.runpytest("-p", "peft_edges", "--peft-edges-limits", "layers=3", "--peft-edges-timeout", "-1")
     assert bad.ret == pytest.ExitCode.USAGE_ERROR
     assert "--peft-edges-limits: unknown limit 'layers'" in bad.stderr.str()

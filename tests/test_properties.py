@@ -42,6 +42,11 @@ for _case in load_cases([bundled_cases_dir()]):
             _RANGES.setdefault(_bug.id, []).append(dict(_bug.affected))
 
 
+def tensors(model, pattern):
+    """The state_dict entries whose keys match ``pattern`` (what a ``tensors`` snapshot holds)."""
+    return {key: value.clone() for key, value in model.state_dict().items() if re.search(pattern, key)}
+
+
 @contextlib.contextmanager
 def catalogued(**bugs: tuple[type[BaseException], str]) -> Iterator[None]:
     """xfail when the property fails exactly as catalogued bugs (id -> (exception type, regex)) in range.
@@ -98,7 +103,7 @@ def _round_trip(workdir, data, architecture, name):
     import torch
 
     from pytest_peft_edges.models import build_model
-    from pytest_peft_edges.helpers import perturb, tensors
+    from pytest_peft_edges.helpers import perturb
 
     config = data.draw(pst.lora_configs(architecture)) if data else {"r": 4, "lora_alpha": 8,
                                                                      "target_modules": list(pst.TARGETS[architecture][:2])}
