@@ -78,6 +78,7 @@ class Render:
         self.check_id = check_id
         self.lines: list[str] = []
         self.helpers: set[str] = set()
+        self.paths: set[str] = set()  # case directories this code uses (the engine checks them first)
 
     def __call__(self, line: str) -> None:
         self.lines.append(line)
@@ -123,6 +124,8 @@ class Render:
         return None if known is None else set(known)
 
     def path(self, name: str) -> str:
+        """``WORKDIR / 'name'``: a directory of the case (a plain name, checked to stay inside before use)."""
+        self.paths.add(name)
         return f"WORKDIR / {name!r}"
 
     def check(self, problem: str) -> None:
@@ -161,6 +164,7 @@ class Block:
     raises: Any = None  # schema.ExpectedRaise of a step whose fixed behaviour is to raise
     capture: str | None = None  # variable holding what the step captured (for warns checks)
     capture_level: str | None = None  # None: warnings only; else log records from this level too
+    paths: tuple[str, ...] = ()  # case directories the code uses
 
     def code(self) -> list[str]:
         """The block's lines with the expected-raise and capture wrappers the engine and script share."""
@@ -236,7 +240,8 @@ def program(case: Case) -> Program:
             var = names.var(f"{step_id}_warnings")
             if capture[step_id] is not None:
                 used.add("captured_logs")
-        blocks.append(Block("step", step_id, op, tuple(render.lines), dict(when), raises, var, capture.get(step_id)))
+        blocks.append(Block("step", step_id, op, tuple(render.lines), dict(when), raises, var, capture.get(step_id),
+                            tuple(sorted(render.paths))))
     check_blocks = []
     for spec in case.expect:
         render = Render(names, case.set_order, spec.id)

@@ -143,9 +143,14 @@ def _run_once(program: codegen.Program, workdir: Path, stack: dict[str, str | No
         warnings.simplefilter("ignore")
         torch.manual_seed(0)
         ns = namespace(workdir, renaming)
+        root = workdir.resolve()
         for block in program.steps:
             if block.when and not versions.matches(block.when, stack):
                 continue
+            outside = [name for name in block.paths if root not in (workdir / name).resolve().parents]
+            if outside:  # the names are plain (schema); a link planted in the case dir must not lead out
+                failures.append(Failure(block.id, "case", ("CaseError",), f"{outside[0]!r} leads outside the case's directory"))
+                return failures
             try:
                 exec(compile("\n".join(block.code()), f"<{program.case.id}: {block.id}>", "exec"), ns)  # noqa: S102
             except CheckFailed as exc:  # a step whose fixed behaviour is to raise did not

@@ -456,3 +456,34 @@ def test_the_limit_options_reach_collection(pytester):
     bad = pytester.runpytest("-p", "peft_edges", "--peft-edges-limits", "layers=3", "--peft-edges-timeout", "-1")
     assert bad.ret == pytest.ExitCode.USAGE_ERROR
     assert "--peft-edges-limits: unknown limit 'layers'" in bad.stderr.str()
+
+
+def test_a_case_directory_is_checked_to_stay_inside_before_use(tmp_path, peft_loaded):
+    """Defence in depth: a link planted where a case directory goes is refused before the step runs."""
+    from pytest_peft_edges import engine
+
+    (case,) = schema.load_cases([_write(tmp_path, "link.yaml", GOOD_SAVE)])
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    (workdir / "adapter").symlink_to(tmp_path / "elsewhere")
+    outcome = engine.run_case(case, workdir)
+    (failure,) = outcome.failures
+    assert (failure.kind, failure.message) == ("case", "'adapter' leads outside the case's directory")
+    assert list((tmp_path / "elsewhere").iterdir()) == []
+
+
+GOOD_SAVE = """\
+id: link
+title: t
+model: {architecture: bert}
+steps:
+  - {op: get_peft_model, config: {r: 2, target_modules: [query]}}
+  - {op: save_pretrained, dir: adapter}
+"""
+
+
+def _write(directory: Path, name: str, text: str) -> Path:
+    path = directory / name
+    path.write_text(text)
+    return path
