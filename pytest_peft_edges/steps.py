@@ -668,4 +668,4 @@ def auto_from_pretrained(r: Render, dir: Ref, auto_class: str = "AutoModelForSeq
     if not (auto_class.isidentifier() and auto_class.startswith("Auto")):
         raise ValueError(f"auto_class must name an Auto* class, not {auto_class!r}")
     library = "peft" if auto_class.startswith("AutoPeftModel") else "transformers"
-    r(f"{r.out(as_)} = {library}.{auto_class}.from_pretrained({r.ref(dir)}).eval()")
+    r(f"{r.out(as_)} = {library}.{auto_class}.from_pretrained(str({r.ref(dir)})).eval()")
