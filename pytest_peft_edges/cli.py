@@ -107,20 +107,13 @@ def _check(cases: list[Any]) -> int:
     return 1 if bad else 0
 
 
-def _offline() -> None:
-    """This command's own process never reaches the Hub: the tiny models are built from config."""
-    import os
-
-    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HUB_DISABLE_TELEMETRY"):
-        os.environ.setdefault(name, "1")
-
-
 def run_one(case: Any) -> tuple[Any, str]:
     """Run ``case`` on the installed versions in a temporary directory: ``(Verdict, message)``."""
     from .engine import judge, not_applicable, run_case
+    from .offline import enforce_offline
     from .verdicts import Verdict
 
-    _offline()
+    enforce_offline()  # this command's own process: the tiny models are built from config
     reason = not_applicable(case)
     if reason is not None:
         return Verdict.SKIPPED, f"not applicable: {reason}"
@@ -166,8 +159,9 @@ def cmd_export(args: argparse.Namespace) -> int:
         text = render_script(case)
     else:
         from .engine import judge, not_applicable, run_case
+        from .offline import enforce_offline
 
-        _offline()
+        enforce_offline()  # this command's own process: the tiny models are built from config
         judgement = None
         if not_applicable(case) is None:
             with tempfile.TemporaryDirectory(prefix="peft-edges-") as workdir:

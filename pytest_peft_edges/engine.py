@@ -9,16 +9,14 @@ initialisation is the same on every run, and the caller's RNG state is left as i
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import os
 import time
 import traceback
 import warnings
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-from . import codegen, gc_freeze, helpers, limits, versions
+from . import codegen, gc_freeze, helpers, limits, offline, versions
 from .schema import Case
 from .verdicts import Failure, Judgement, judge as judge_failures
 
@@ -119,27 +117,14 @@ def failures_per_set_order(names: list[str], run: Any) -> list[Failure]:
 CACHE_DIRS = {"TORCH_EXTENSIONS_DIR": "torch_extensions"}
 
 
-@contextlib.contextmanager
-def _caches_in(workdir: Path) -> Iterator[None]:
-    saved = {name: os.environ.get(name) for name in CACHE_DIRS}
-    os.environ.update({name: str(workdir / sub) for name, sub in CACHE_DIRS.items()})
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
 def _run_once(program: codegen.Program, workdir: Path, stack: dict[str, str | None],
               renaming: dict[str, str]) -> list[Failure]:
     import torch
 
     failures: list[Failure] = []
     # warnings of the library under test stay inside the case (a `warns` check captures its own)
-    with torch.random.fork_rng(devices=[]), warnings.catch_warnings(), _caches_in(workdir):
+    with torch.random.fork_rng(devices=[]), warnings.catch_warnings(), \
+            offline.environment({name: str(workdir / sub) for name, sub in CACHE_DIRS.items()}):
         warnings.simplefilter("ignore")
         torch.manual_seed(0)
         ns = namespace(workdir, renaming)

@@ -54,27 +54,35 @@ def _reset_hub_sessions() -> None:
 
 
 @contextlib.contextmanager
-def case_offline() -> Iterator[None]:
-    """Offline inside (environment and cached flags of already-imported modules), as before after."""
-    saved_env = {name: os.environ.get(name) for name in OFFLINE_ENV}
-    os.environ.update(OFFLINE_ENV)
-    patched: list[tuple[Any, str, Any]] = []
-    for module_name, attribute, value in CACHED_FLAGS:
-        module = sys.modules.get(module_name)
-        if module is not None and hasattr(module, attribute):
-            patched.append((module, attribute, getattr(module, attribute)))
-            setattr(module, attribute, value)
-    hub_was_imported = "huggingface_hub.utils" in sys.modules
-    if hub_was_imported:
-        _reset_hub_sessions()  # a session built online would keep going online
+def environment(values: dict[str, str]) -> Iterator[None]:
+    """``os.environ`` with ``values`` set inside, every one of those variables as it was after."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
     try:
         yield
     finally:
-        for name, value in saved_env.items():
+        for name, value in saved.items():
             if value is None:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+@contextlib.contextmanager
+def case_offline() -> Iterator[None]:
+    """Offline inside (environment and cached flags of already-imported modules), as before after."""
+    patched: list[tuple[Any, str, Any]] = []
+    try:
+        with environment(OFFLINE_ENV):
+            for module_name, attribute, value in CACHED_FLAGS:
+                module = sys.modules.get(module_name)
+                if module is not None and hasattr(module, attribute):
+                    patched.append((module, attribute, getattr(module, attribute)))
+                    setattr(module, attribute, value)
+            if "huggingface_hub.utils" in sys.modules:
+                _reset_hub_sessions()  # a session built online would keep going online
+            yield
+    finally:  # the environment is restored by now
         for module, attribute, value in reversed(patched):
             setattr(module, attribute, value)
         # Modules first imported during the case read the offline variables: put their flags back to
