@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from . import codegen
 from .codegen import Render
 from .registry import Ref, Refs, StepRef, check
 
@@ -200,7 +201,7 @@ def scaled(r: Render, a: Ref, b: Ref, factor: float, atol: float = 1e-6) -> None
     r.check(f"{r.helper('not_scaled')}({r.ref(a)}, {r.ref(b)}, {float(factor)!r}, atol={atol!r}, names=({a!r}, {b!r}))")
 
 
-LEVELS = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+LEVELS = Literal[codegen.LEVELS]  # type: ignore[valid-type]
 
 
 @check("warns")

@@ -11,6 +11,7 @@ names through :class:`Names` (checked identifiers); the only other text is this 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import keyword
 import re
 from typing import Any
@@ -193,7 +194,8 @@ def _indent(lines: list[str], prefix: str = "    ") -> list[str]:
 
 @dataclasses.dataclass
 class Program:
-    """A case as code: the step blocks (model first), the check blocks, the helpers they call."""
+    """A case as code: the step blocks (model first), the check blocks, the helpers they call directly
+    (:func:`with_dependencies` adds the helpers those call; only an exported script needs that)."""
 
     case: Case
     steps: list[Block]
@@ -248,10 +250,10 @@ def program(case: Case) -> Program:
         registry.CHECKS[spec.check].render(render, spec.fields)
         used |= render.helpers
         check_blocks.append(Block("check", spec.id, spec.check, tuple(render.lines), dict(spec.when)))
-    return Program(case, blocks, check_blocks, _with_dependencies(used), names)
+    return Program(case, blocks, check_blocks, used, names)
 
 
-def _with_dependencies(used: set[str]) -> set[str]:
+def with_dependencies(used: set[str]) -> set[str]:
     """The helpers in ``used`` and every helper they call, by name."""
     result: set[str] = set()
     todo = list(used)
@@ -276,7 +278,8 @@ _HELPERS = {name for name in dir(helpers) if not name.startswith("__")
             and getattr(getattr(helpers, name), "__module__", None) == helpers.__name__}
 
 
-def helper_source(name: str, kinds: set[str] | None = None) -> str:
+@functools.lru_cache(maxsize=None)
+def helper_source(name: str, kinds: frozenset[str] | None = None) -> str:
     """The source of helper ``name`` as a script shows it: the first docstring line as a comment above;
     with ``kinds`` (e.g. ``{"mlp"}``), lines marked ``# only: <kind>`` for other kinds are left out."""
     import ast

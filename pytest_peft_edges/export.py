@@ -67,7 +67,7 @@ def render_script(case: Case) -> str:
         used.add("version_in")
     if case.set_order:
         used.add("set_order_renamings")
-    used = codegen._with_dependencies(used)
+    used = codegen.with_dependencies(used)
     imports_peft_first = bool(case.steps and case.steps[0].op == "import_peft")
 
     deps = [f"torch=={_public(stack['torch'])}", f"transformers=={stack['transformers']}",
@@ -88,7 +88,7 @@ def render_script(case: Case) -> str:
     architectures = program.names.architectures
     kinds = ({"torch"} if architectures & {"mlp", "conv", "mha"} else set()) | ({"seq2seq"} if architectures & SEQ2SEQ else set())
     kinds |= program.names.kinds
-    sources = {name: codegen.helper_source(name, kinds) for name in used}
+    sources = {name: codegen.helper_source(name, frozenset(kinds)) for name in used}
     modules = {"collections", "re", "sys", "traceback", "pathlib", "tempfile"}
     modules |= {name for name in ("contextlib", "json", "io") if any(f"{name}." in text for text in sources.values())}
     modules |= {"warnings"} if any(block.capture for block in program.steps) else set()

@@ -7,7 +7,7 @@ from typing import Any
 
 from ..codegen import Render
 from ..registry import Out, Ref, step
-from ._common import LOAD_RESULT
+from ._common import _config_class, LOAD_RESULT
 
 
 @step("save_pretrained")
@@ -156,9 +156,7 @@ def load_config(r: Render, dir: Ref, config_type: str = "PeftConfig", as_: Out =
           dir: adapter
           as: config
     """
-    if not (config_type.isidentifier() and config_type.endswith("Config")):
-        raise ValueError(f"config_type {config_type!r} is not a peft config class name")
-    r(f"{r.out(as_)} = peft.{config_type}.from_pretrained({r.ref(dir)})")
+    r(f"{r.out(as_)} = {_config_class(config_type)}.from_pretrained({r.ref(dir)})")
 
 
 @step("read_adapter_file")
