@@ -280,3 +280,40 @@ def test_the_fork_server_runs_each_job_with_its_own_release_first_on_sys_path(tm
     finally:
         server.close()
     assert server.proc.returncode == 0
+
+
+def test_a_fork_server_with_a_peft_dir_imports_transformers_once_and_each_child_its_own_peft(tmp_path):
+    """With a release directory at start, the server imports transformers (peft visible, never imported);
+    each child still imports its own release, and transformers sees peft installed."""
+    pytest.importorskip("transformers")
+    from pytest_peft_edges.releases.runner import Zygote
+
+    store = Store(tmp_path / "cache", torch="torch")
+    root = store.plugin()
+    releases = {}
+    for version in ("1.0", "2.0"):
+        release = tmp_path / "peft" / version
+        (release / "peft").mkdir(parents=True)
+        (release / "peft" / "__init__.py").write_text(f"__version__ = {version!r}\n")
+        (release / f"peft-{version}.dist-info").mkdir()
+        (release / f"peft-{version}.dist-info" / "METADATA").write_text(
+            f"Metadata-Version: 2.1\nName: peft\nVersion: {version}\n")
+        releases[version] = release
+    (tmp_path / "test_fake.py").write_text(
+        "import importlib.metadata, os, sys\n\ndef test_release():\n"
+        "    assert 'transformers' in sys.modules and 'peft' not in sys.modules\n"
+        "    from transformers.utils import import_utils\n"
+        "    assert import_utils.is_peft_available()\n"
+        "    import peft\n"
+        "    assert peft.__version__ == os.environ['WANT'] == importlib.metadata.version('peft')\n")
+    env = store.run_env([root])
+    del env["PYTHONPYCACHEPREFIX"]
+    server = Zygote(sys.executable, root, env, tmp_path / "logs", releases["2.0"])
+    try:
+        for version, release in releases.items():
+            code, output = server.run(["-q", "-p", "no:cacheprovider", str(tmp_path / "test_fake.py")], cwd=tmp_path,
+                                      path=[release], env={"WANT": version})
+            assert (code, "1 passed" in output) == (0, True), output
+    finally:
+        server.close()
+    assert server.proc.returncode == 0

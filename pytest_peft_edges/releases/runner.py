@@ -84,7 +84,7 @@ def _run_release(store: Store, peft: str, transformers: str, report: Path, *, bu
     run.report.parent.mkdir(parents=True, exist_ok=True)
     run.report.unlink(missing_ok=True)
     command = pytest_command(python, root, run.report, bundled=bundled, cases=cases)
-    server = zygote(store, python, root)
+    server = zygote(store, python, root, release)
     if server is not None:
         returncode, output = server.run(command[3:], cwd=root, path=[release, root],
                                         env=store.run_env([release, root]))
@@ -113,10 +113,13 @@ def _run_release(store: Store, peft: str, transformers: str, report: Path, *, bu
 class Zygote:
     """One fork server (zygote.py) in one shared environment, used by one thread at a time."""
 
-    def __init__(self, python: str, root: Path, env: dict[str, str], logs: Path) -> None:
+    def __init__(self, python: str, root: Path, env: dict[str, str], logs: Path, peft_dir: Path | None = None) -> None:
+        """``peft_dir``: a peft release directory that makes the server import transformers too
+        (zygote.preload_transformers); without one, each child imports transformers itself."""
         # -m, not the script's path: the script's directory first on sys.path would shadow the
         # standard library's bisect with releases/bisect.py.
-        self.proc = subprocess.Popen([python, "-m", "pytest_peft_edges.releases.zygote"], cwd=root, env=env,
+        command = [python, "-m", "pytest_peft_edges.releases.zygote"] + ([str(peft_dir)] if peft_dir else [])
+        self.proc = subprocess.Popen(command, cwd=root, env=env,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         self.logs = logs
         self.count = 0
@@ -153,9 +156,9 @@ _ZYGOTES: dict[tuple[int, str, str], Zygote | None] = {}
 _ZYGOTES_GUARD = threading.Lock()
 
 
-def zygote(store: Store, python: str, root: Path) -> Zygote | None:
-    """This thread's fork server in ``python``'s environment (None when forking is off or unavailable:
-    the run then starts its own interpreter)."""
+def zygote(store: Store, python: str, root: Path, peft_dir: Path) -> Zygote | None:
+    """This thread's fork server in ``python``'s environment, started with the release ``peft_dir`` of
+    its first run (None when forking is off or unavailable: the run then starts its own interpreter)."""
     if not store.fork or not hasattr(os, "fork"):
         return None
     key = (threading.get_ident(), python, str(root))
@@ -163,7 +166,7 @@ def zygote(store: Store, python: str, root: Path) -> Zygote | None:
         if key in _ZYGOTES:
             return _ZYGOTES[key]
     try:
-        server: Zygote | None = Zygote(python, root, store.run_env([root]), store.cache / "logs")
+        server: Zygote | None = Zygote(python, root, store.run_env([root]), store.cache / "logs", peft_dir)
     except (OSError, RuntimeError, ValueError):
         server = None
     with _ZYGOTES_GUARD:
