@@ -251,18 +251,27 @@ def test_bisect_names_releases_a_recorded_range_leaves_out_and_unexplained_outco
     assert text.endswith("outcomes no recorded bug explains: error on 2.0")
 
 
+def fake_releases(tmp_path):
+    """Two fake peft "releases" (1.0, 2.0): a package with its ``__version__`` and a dist-info each."""
+    releases = {}
+    for version in ("1.0", "2.0"):
+        release = tmp_path / "peft" / version
+        (release / "peft").mkdir(parents=True)
+        (release / "peft" / "__init__.py").write_text(f"__version__ = {version!r}\n")
+        (release / f"peft-{version}.dist-info").mkdir()
+        (release / f"peft-{version}.dist-info" / "METADATA").write_text(
+            f"Metadata-Version: 2.1\nName: peft\nVersion: {version}\n")
+        releases[version] = release
+    return releases
+
+
 def test_the_fork_server_runs_each_job_with_its_own_release_first_on_sys_path(tmp_path):
     """Two fake peft "releases" through one fork server: each child imports its own, the server none."""
     from pytest_peft_edges.releases.runner import Zygote
 
     store = Store(tmp_path / "cache", torch="torch")
     root = store.plugin()
-    releases = {}
-    for version in ("1.0", "2.0"):
-        release = tmp_path / "peft" / version
-        (release / "peft").mkdir(parents=True)
-        (release / "peft" / "__init__.py").write_text(f"__version__ = {version!r}\n")
-        releases[version] = release
+    releases = fake_releases(tmp_path)
     (tmp_path / "test_fake.py").write_text(
         "import os, sys\n\ndef test_release():\n    import peft\n"
         "    assert peft.__version__ == os.environ['WANT'] and 'transformers' not in sys.modules\n")
@@ -290,15 +299,7 @@ def test_a_fork_server_with_a_peft_dir_imports_transformers_once_and_each_child_
 
     store = Store(tmp_path / "cache", torch="torch")
     root = store.plugin()
-    releases = {}
-    for version in ("1.0", "2.0"):
-        release = tmp_path / "peft" / version
-        (release / "peft").mkdir(parents=True)
-        (release / "peft" / "__init__.py").write_text(f"__version__ = {version!r}\n")
-        (release / f"peft-{version}.dist-info").mkdir()
-        (release / f"peft-{version}.dist-info" / "METADATA").write_text(
-            f"Metadata-Version: 2.1\nName: peft\nVersion: {version}\n")
-        releases[version] = release
+    releases = fake_releases(tmp_path)
     (tmp_path / "test_fake.py").write_text(
         "import importlib.metadata, os, sys\n\ndef test_release():\n"
         "    assert 'transformers' in sys.modules and 'peft' not in sys.modules\n"
