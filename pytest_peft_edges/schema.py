@@ -573,17 +573,50 @@ def _close(word: str, options: Any) -> str:
     return f" (did you mean {matches[0]!r}?)" if matches else ""
 
 
+#: Case files read so far, when :func:`remember_reads` switched remembering on (None: off, the default).
+_READS: dict[tuple[Any, ...], list[Case | MalformedCase]] | None = None
+
+
+def remember_reads() -> None:
+    """Remember every case file this process reads, by its path as given, its identity and modification
+    time, and the limits in force: the sweep's fork server reads the catalogue once and every run it
+    forks finds it read. Off in a pytest session (nothing there reads a file twice)."""
+    global _READS
+    if _READS is None:
+        _READS = {}
+
+
+def _read_key(path: Path) -> tuple[Any, ...] | None:
+    import os
+    import stat
+
+    try:
+        info = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    if not stat.S_ISREG(info.st_mode):
+        return None  # refused (FIFO, device) or unreadable: read it, and say why, each time
+    return (os.fspath(path), info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns,
+            tuple(sorted(limits.COLLECTION.items())), tuple(sorted(limits.SIZES.items())))
+
+
 def read_case_file(path: Path) -> list[Case | MalformedCase]:
     """Every case in ``path``; a problem becomes one MalformedCase naming file, line and field.
 
     Never raises: whatever goes wrong while reading one file (even a RecursionError or MemoryError)
     becomes that file's error, and the other files still run.
     """
+    key = _read_key(path) if _READS is not None else None
+    if key is not None and _READS is not None and key in _READS:
+        return list(_READS[key])
     malformed_id = f"malformed-{_slug(path.stem)}"
     try:
-        return _read_case_file(path, malformed_id)
+        cases = _read_case_file(path, malformed_id)
     except Exception as exc:  # noqa: BLE001 - any failure (RecursionError, MemoryError, ...) is this file's error
-        return [MalformedCase(malformed_id, CaseFormatError(path, 0, "file", f"cannot be read: {type(exc).__name__}: {exc}"))]
+        cases = [MalformedCase(malformed_id, CaseFormatError(path, 0, "file", f"cannot be read: {type(exc).__name__}: {exc}"))]
+    if key is not None and _READS is not None:
+        _READS[key] = list(cases)
+    return cases
 
 
 def _slug(text: str) -> str:

@@ -215,6 +215,7 @@ def test_the_run_command_uses_its_own_ini_and_importlib_so_pythonpath_wins(tmp_p
     command = pytest_command("py", tmp_path, tmp_path / "r.json", bundled=True, cases=[Path("x.yaml")])
     assert command[:8] == ["py", "-m", "pytest", "-c", str(tmp_path / "pytest.ini"), "--rootdir", str(tmp_path), "-p"]
     assert "--import-mode=importlib" in command and "--peft-edges" in command
+    assert "no:unraisableexception" in command  # its end-of-session gc passes cost ~1 s a run
     assert command[-2:] == ["--peft-edges-cases", str(Path("x.yaml").resolve())]
 
 
@@ -306,15 +307,61 @@ def test_a_fork_server_with_a_peft_dir_imports_transformers_once_and_each_child_
         "    from transformers.utils import import_utils\n"
         "    assert import_utils.is_peft_available()\n"
         "    import peft\n"
-        "    assert peft.__version__ == os.environ['WANT'] == importlib.metadata.version('peft')\n")
+        "    assert peft.__version__ == os.environ['WANT'] == importlib.metadata.version('peft')\n"
+        "\ndef test_the_server_read_the_catalogue_and_compiles_a_template_once():\n"
+        "    from pytest_peft_edges import schema\n"
+        "    assert len(schema._READS) == len(schema.case_files(schema.Path('pytest_peft_edges/cases')))\n"
+        "    import jinja2\n"
+        "    first, second = jinja2.Template('{{ x }}!'), jinja2.Template('{{ x }}!')\n"
+        "    assert first.root_render_func.__code__ is second.root_render_func.__code__\n"
+        "    assert second.render(x=1) == '1!'\n")
     env = store.run_env([root])
     del env["PYTHONPYCACHEPREFIX"]
     server = Zygote(sys.executable, root, env, tmp_path / "logs", releases["2.0"])
     try:
         for version, release in releases.items():
-            code, output = server.run(["-q", "-p", "no:cacheprovider", str(tmp_path / "test_fake.py")], cwd=tmp_path,
+            code, output = server.run(["-q", "-p", "no:cacheprovider", str(tmp_path / "test_fake.py")], cwd=root,
                                       path=[release], env={"WANT": version})
-            assert (code, "1 passed" in output) == (0, True), output
+            assert (code, "2 passed" in output) == (0, True), output
     finally:
         server.close()
     assert server.proc.returncode == 0
+
+
+def test_remembered_case_files_are_read_again_when_the_file_or_the_limits_change(tmp_path, monkeypatch):
+    """The fork server's read-ahead: off by default; on, a file is parsed once per content and limits."""
+    from pytest_peft_edges import limits, schema
+
+    parsed = []
+    real = schema._read_case_file
+    monkeypatch.setattr(schema, "_read_case_file", lambda path, mid: parsed.append(path) or real(path, mid))
+    source = (Path(__file__).parent.parent / "cases").glob("*.yaml")
+    case = tmp_path / "case.yaml"
+    case.write_text(next(iter(sorted(source))).read_text())
+    schema.read_case_file(case), schema.read_case_file(case)
+    assert len(parsed) == 2  # off: a pytest session never remembers
+
+    monkeypatch.setattr(schema, "_READS", None)
+    schema.remember_reads()
+    first = schema.read_case_file(case)
+    assert schema.read_case_file(case) == first and len(parsed) == 3
+    case.write_text(case.read_text() + "# changed\n")
+    schema.read_case_file(case)
+    assert len(parsed) == 4
+    monkeypatch.setitem(limits.COLLECTION, "string_chars", 50)
+    assert schema.read_case_file(case) != first and len(parsed) == 5  # now too long a string somewhere
+
+
+def test_memoized_template_compiles_render_what_jinja_renders(monkeypatch):
+    jinja2 = pytest.importorskip("jinja2")
+    from pytest_peft_edges.releases.zygote import memoize_template_compiles
+
+    source = "{% for x in xs %}{{ x | upper }},{% endfor %}{{ card }}"
+    expected = jinja2.Template(source).render(xs=["a", "b"], card="c")
+    monkeypatch.setattr(jinja2.Environment, "compile", jinja2.Environment.compile)  # undone after the test
+    memoize_template_compiles()
+    first, second, other = jinja2.Template(source), jinja2.Template(source), jinja2.Template(source + "!")
+    assert first.root_render_func.__code__ is second.root_render_func.__code__
+    assert other.root_render_func.__code__ is not first.root_render_func.__code__
+    assert second.render(xs=["a", "b"], card="c") == expected and other.render(xs=[], card="c") == "c!"
+    assert isinstance(jinja2.Environment().compile(source, raw=True), str)  # raw source is not remembered

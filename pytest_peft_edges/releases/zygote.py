@@ -12,6 +12,11 @@ child finds in its own release, first on ``sys.path``. transformers 5 caches bot
 the caches are emptied before the first fork. The server refuses to serve when peft got imported.
 Nothing is frozen here (``gc.freeze()``): the plugin freezes around each case only when nobody else
 froze, and a frozen server made every run slower (8.2-9.8 s against 4.5-5.5 s a run, measured).
+
+Two things every run would redo are done here once, for all of them (neither changes what a run sees):
+the catalogue's case files are read (``schema.remember_reads``), and jinja2 templates compiled from the
+same source in the same environment are compiled once (:func:`memoize_template_compiles`): peft's
+``save_pretrained`` renders huggingface_hub's model card template each time, about 50 times a run.
 """
 
 from __future__ import annotations
@@ -52,6 +57,46 @@ def preload_transformers(peft_dir: str) -> None:
             clear()
 
 
+def memoize_template_compiles() -> None:
+    """``jinja2.Environment.compile`` of a template source string returns the code object it compiled
+    the first time for that environment, source, name and filename (a code object is immutable, and
+    each ``Template`` still executes it in a namespace of its own); then compile huggingface_hub's
+    model card template once, before any fork."""
+    try:
+        import jinja2
+    except ImportError:
+        return
+    original = jinja2.Environment.compile
+    compiled: dict[tuple[object, ...], object] = {}
+
+    def compile(self, source, name=None, filename=None, raw=False, defer_init=False):  # noqa: A001
+        if raw or not isinstance(source, str):
+            return original(self, source, name, filename, raw, defer_init)
+        key = (self, source, name, filename, defer_init)
+        if key not in compiled:
+            compiled[key] = original(self, source, name, filename, raw, defer_init)
+        return compiled[key]
+
+    jinja2.Environment.compile = compile
+    try:
+        from huggingface_hub import ModelCard, ModelCardData
+
+        ModelCard.from_template(ModelCardData())
+    except Exception:  # noqa: BLE001 - only a warm-up: a run that needs the card compiles it itself
+        pass
+
+
+def read_catalogue() -> None:
+    """Read the bundled catalogue as a run's collection will (paths shown from this directory)."""
+    from pathlib import Path
+
+    from .. import schema
+    from ..collection import CaseCollection
+
+    schema.remember_reads()
+    CaseCollection(catalogue=True, base=Path.cwd()).index()
+
+
 def main(argv: list[str]) -> int:
     for name in PRELOAD:
         try:
@@ -60,6 +105,11 @@ def main(argv: list[str]) -> int:
             pass
     if argv:
         preload_transformers(argv[0])
+    memoize_template_compiles()
+    try:
+        read_catalogue()
+    except Exception as exc:  # noqa: BLE001 - only a warm-up: each run reads what it needs itself
+        print(f"zygote: the catalogue was not read ahead: {exc!r}", file=sys.stderr)
     leaked = [name for name in NEVER if name in sys.modules]
     print(json.dumps({"ready": not leaked, "leaked": leaked}), flush=True)
     if leaked:
