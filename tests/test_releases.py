@@ -6,6 +6,7 @@ The real sweep (every release, uv environments) runs in tests/test_release_sweep
 from __future__ import annotations
 
 import json
+import os
 import sys
 import textwrap
 from pathlib import Path
@@ -365,3 +366,56 @@ def test_memoized_template_compiles_render_what_jinja_renders(monkeypatch):
     assert other.root_render_func.__code__ is not first.root_render_func.__code__
     assert second.render(xs=["a", "b"], card="c") == expected and other.render(xs=[], card="c") == "c!"
     assert isinstance(jinja2.Environment().compile(source, raw=True), str)  # raw source is not remembered
+
+
+def test_environments_share_the_bytecode_of_the_files_they_share(tmp_path):
+    """A new environment gets the bytecode of a built one for the same files (one inode), and Python uses
+    it as is (no recompilation, its own file name in the code); a copy of a file is compiled anew."""
+    import subprocess
+
+    store = Store(tmp_path / "cache", torch="torch")
+    old, new = (store.cache / "envs" / name / "lib" / "python3.11" / "site-packages" for name in ("old", "new"))
+    for site in (old, new):
+        site.mkdir(parents=True)
+    (store.cache / "envs" / "old" / "peft-edges-env.json").write_text("{}")
+    (old / "shared.py").write_text("def where():\n    return where.__code__.co_filename\n")
+    os.link(old / "shared.py", new / "shared.py")
+    (old / "copied.py").write_text("X = 1\n")
+    (new / "copied.py").write_text("X = 1\n")
+    prefix = store.cache / "pycache"
+
+    def run(site, code):
+        env = {**os.environ, "PYTHONPYCACHEPREFIX": str(prefix), "PYTHONPATH": str(site)}
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        return subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True).stdout
+
+    run(old, "import shared, copied")
+    tag = sys.implementation.cache_tag
+    donor = prefix / str(old).lstrip(os.sep) / f"shared.{tag}.pyc"
+    assert donor.is_file()
+    assert store.share_bytecode(store.cache / "envs" / "new") == 1
+    linked = prefix / str(new).lstrip(os.sep) / f"shared.{tag}.pyc"
+    assert os.path.samefile(linked, donor)
+    assert not (prefix / str(new).lstrip(os.sep) / f"copied.{tag}.pyc").exists()
+    assert run(new, "import shared; print(shared.where())").strip() == str(new / "shared.py")
+    assert os.path.samefile(linked, donor)  # Python used the linked bytecode instead of writing its own
+    assert store.share_bytecode(store.cache / "envs" / "new") == 0  # already there
+
+
+def test_threads_asking_for_uv_at_once_find_it_once(tmp_path, monkeypatch):
+    """The sweep's threads ask for uv together; finding it reads sysconfig, not thread-safe on first use."""
+    import threading
+    import time
+
+    from pytest_peft_edges.releases import envs
+
+    calls = []
+    monkeypatch.setattr(envs, "find_uv", lambda: calls.append(1) or time.sleep(0.05) or "/bin/uv")
+    store = Store(tmp_path, torch="torch")
+    found = []
+    threads = [threading.Thread(target=lambda: found.append(store.uv)) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert found == ["/bin/uv"] * 4 and calls == [1]

@@ -99,8 +99,11 @@ class Store:
 
     @property
     def uv(self) -> str:
-        if self._uv is None:
-            self._uv = find_uv()
+        # Once, under a lock: the sweep's threads ask at the same moment, and the uv package's
+        # find_uv_bin reads sysconfig, whose first use is not thread-safe (seen: a TypeError).
+        with _THREAD_LOCKS_GUARD:
+            if self._uv is None:
+                self._uv = find_uv()
         return self._uv
 
     def _uv_run(self, args: list[str]) -> None:
@@ -151,6 +154,7 @@ class Store:
             self._uv_run(["venv", "--quiet", "--python", self.python, str(home)])
             requirements = [self.torch, f"transformers=={transformers}", *ENV_PACKAGES]
             self._uv_run(["pip", "install", "--quiet", "--python", str(python), *requirements])
+            self.share_bytecode(home)
             # Compile what every run imports once, here, instead of in two parallel first runs.
             subprocess.run([str(python), "-c", "import torch, transformers, transformers.modeling_utils"],
                            env=self.run_env([]), capture_output=True)
@@ -158,6 +162,41 @@ class Store:
                                                    "requirements": requirements}, indent=2) + "\n")
             self._done(f"environment transformers {transformers}", start)
         return str(python)
+
+    def share_bytecode(self, home: Path) -> int:
+        """Hard-link into ``home``'s part of the bytecode cache the bytecode already compiled, in the
+        environments built before, of every source file ``home`` shares with them (the same file: uv
+        links both from its cache, so torch, numpy, pytest... are compiled once for all environments).
+        Python still checks each against its source's size and time and fixes the file name it
+        records. Returns how many were linked."""
+        prefix = self.cache / "pycache"
+        tag = sys.implementation.cache_tag
+        sites = sorted(home.glob("lib/python*/site-packages"))
+        if not sites or tag is None:
+            return 0
+        site = sites[0]
+        linked = 0
+        for other in sorted((self.cache / "envs").iterdir()):
+            if other == home or not (other / MARKER).is_file():
+                continue
+            donor_site = other / site.relative_to(home)
+            compiled = prefix / str(donor_site).lstrip(os.sep)
+            for pyc in compiled.rglob(f"*.{tag}.pyc"):
+                relative = pyc.parent.relative_to(compiled)
+                source = relative / (pyc.name.split(".", 1)[0] + ".py")
+                target = prefix / str(site / relative).lstrip(os.sep) / pyc.name
+                if target.exists():
+                    continue
+                try:
+                    shared = os.path.samefile(donor_site / source, site / source)
+                except OSError:
+                    continue
+                if shared:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    with contextlib.suppress(FileExistsError):
+                        os.link(pyc, target)
+                        linked += 1
+        return linked
 
     def _done(self, what: str, start: float) -> None:
         seconds = time.perf_counter() - start

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .envs import BuildError, Store
+from .envs import Store
 from .index import ReleaseIndex
 from .runner import Run, close_zygotes, report_name, run_release
 
@@ -48,8 +48,9 @@ def sweep(pairs: Sequence[tuple[str, str]], reports: Path, *, store: Store | Non
         def runner(peft: str, transformers: str, report: Path) -> Run:
             return run_release(real_store, peft, transformers, report, bundled=bundled, cases=cases)
 
-        # Build the environments ahead, in the order the runs need them, while earlier runs go on.
-        prebuild = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+        # Build the environments ahead, in the order the runs need them, while earlier runs go on; two
+        # at a time, since no run can start before the first is built (a core would idle meanwhile).
+        prebuild = concurrent.futures.ThreadPoolExecutor(max_workers=2)
         for transformers in dict.fromkeys(tf for _, tf in pairs):
             prebuild.submit(_quiet_env, real_store, transformers)
     else:
@@ -70,8 +71,8 @@ def sweep(pairs: Sequence[tuple[str, str]], reports: Path, *, store: Store | Non
 def _quiet_env(store: Store, transformers: str) -> None:
     try:
         store.env(transformers)
-    except BuildError:
-        pass  # the run that needs it reports the error
+    except Exception:  # noqa: BLE001 - the run that needs it builds it again and reports the error
+        pass
 
 
 def describe(run: Run) -> str:
