@@ -230,6 +230,14 @@ def test_run_env_drops_the_callers_pythonpath_and_bytecode_switch(tmp_path, monk
     assert env["HF_HUB_OFFLINE"] == "1"
 
 
+def test_every_run_hashes_strings_alike_unless_the_caller_chose_a_seed(tmp_path, monkeypatch):
+    """set_order labels and messages name the renaming that gave an order, which depends on the seed."""
+    monkeypatch.delenv("PYTHONHASHSEED", raising=False)
+    assert Store(tmp_path, torch="torch").run_env([])["PYTHONHASHSEED"] == "0"
+    monkeypatch.setenv("PYTHONHASHSEED", "7")
+    assert Store(tmp_path, torch="torch").run_env([])["PYTHONHASHSEED"] == "7"
+
+
 def test_the_plugin_copy_holds_the_package_and_its_catalogue(tmp_path):
     store = Store(tmp_path, torch="torch")
     root = store.plugin()
