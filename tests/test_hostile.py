@@ -287,14 +287,14 @@ def test_file_size_limit(tmp_path):
 def test_any_exception_while_reading_one_file_is_that_files_error(tmp_path, monkeypatch):
     (tmp_path / "a.yaml").write_text("id: aa\ntitle: t\nsteps: [{op: unload}]\n")
     (tmp_path / "b.yaml").write_text("id: bb\ntitle: t\nsteps: [{op: unload}]\n")
-    real = schema.load_documents
+    real = schema.files.load_documents
 
     def explode(text, *args):
         if "id: aa" in text:
             raise RecursionError("maximum recursion depth exceeded")
         return real(text, *args)
 
-    monkeypatch.setattr(schema, "load_documents", explode)
+    monkeypatch.setattr(schema.files, "load_documents", explode)
     found = schema.load_cases([tmp_path])
     assert [item.id for item in found] == ["bb", "malformed-a"]
     assert str(found[1].error) == f"{tmp_path / 'a.yaml'}:0: file: cannot be read: RecursionError: maximum recursion depth exceeded"
@@ -408,7 +408,7 @@ def test_the_whole_corpus_is_refused_and_the_good_case_still_passes(peft_loaded,
     for expected in ("multi.yaml:18: yaml: did not find expected ',' or ']' (document 3 of this file",
                      "pipe.yaml:0: file: is a FIFO, not a case file", "/dev/zero:0: file: is a device, not a case file"):
         assert expected in out
-    assert "\x1b" not in out and "Traceback" not in out and "schema.py" not in out
+    assert "\x1b" not in out and "Traceback" not in out and "pytest_peft_edges/schema/" not in out
     report = json.loads((pytester.path / "r.json").read_text())
     verdicts = {entry["id"]: entry["verdict"] for entry in report["cases"]}
     assert [verdicts.pop(f"zz-good{suffix}") for suffix in ("", "-1", "-2", "-4")] == ["fixed"] * 4

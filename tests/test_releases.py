@@ -318,8 +318,9 @@ def test_a_fork_server_with_a_peft_dir_imports_transformers_once_and_each_child_
         "    import peft\n"
         "    assert peft.__version__ == os.environ['WANT'] == importlib.metadata.version('peft')\n"
         "\ndef test_the_server_read_the_catalogue_and_compiles_a_template_once():\n"
-        "    from pytest_peft_edges import schema\n"
-        "    assert len(schema._READS) == len(schema.case_files(schema.Path('pytest_peft_edges/cases')))\n"
+        "    from pathlib import Path\n"
+        "    from pytest_peft_edges.schema import case_files, files\n"
+        "    assert len(files._READS) == len(case_files(Path('pytest_peft_edges/cases')))\n"
         "    import jinja2\n"
         "    first, second = jinja2.Template('{{ x }}!'), jinja2.Template('{{ x }}!')\n"
         "    assert first.root_render_func.__code__ is second.root_render_func.__code__\n"
@@ -340,17 +341,18 @@ def test_a_fork_server_with_a_peft_dir_imports_transformers_once_and_each_child_
 def test_remembered_case_files_are_read_again_when_the_file_or_the_limits_change(tmp_path, monkeypatch):
     """The fork server's read-ahead: off by default; on, a file is parsed once per content and limits."""
     from pytest_peft_edges import limits, schema
+    from pytest_peft_edges.schema import files
 
     parsed = []
-    real = schema._read_case_file
-    monkeypatch.setattr(schema, "_read_case_file", lambda path, mid: parsed.append(path) or real(path, mid))
+    real = files._read_case_file
+    monkeypatch.setattr(files, "_read_case_file", lambda path, mid: parsed.append(path) or real(path, mid))
     source = (Path(__file__).parent.parent / "cases").glob("*.yaml")
     case = tmp_path / "case.yaml"
     case.write_text(next(iter(sorted(source))).read_text())
     schema.read_case_file(case), schema.read_case_file(case)
     assert len(parsed) == 2  # off: a pytest session never remembers
 
-    monkeypatch.setattr(schema, "_READS", None)
+    monkeypatch.setattr(files, "_READS", None)
     schema.remember_reads()
     first = schema.read_case_file(case)
     assert schema.read_case_file(case) == first and len(parsed) == 3
