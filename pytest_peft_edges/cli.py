@@ -176,7 +176,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_table(args: argparse.Namespace) -> int:
-    from .matrix import build_table, load_reports, replace_between_markers, to_markdown
+    from .matrix import build_table, load_reports, write_table
 
     reports = [Path(p) for p in args.reports]
     missing = [str(p) for p in reports if not p.is_file()]
@@ -184,19 +184,9 @@ def cmd_table(args: argparse.Namespace) -> int:
         raise UsageError(f"no such report: {', '.join(missing)}")
     try:
         table = build_table(load_reports(reports))
+        markdown = write_table(table, json_path=args.json, markdown=args.markdown, readme=args.readme)
     except (ValueError, json.JSONDecodeError) as exc:
         raise UsageError(str(exc)) from None
-    markdown = to_markdown(table)
-    if args.json:
-        Path(args.json).write_text(json.dumps(table, indent=2) + "\n")
-    if args.markdown:
-        Path(args.markdown).write_text(markdown + "\n")
-    if args.readme:
-        readme = Path(args.readme)
-        try:
-            readme.write_text(replace_between_markers(readme.read_text(), markdown))
-        except ValueError as exc:
-            raise UsageError(f"{readme}: {exc}") from None
     if not (args.json or args.markdown or args.readme):
         print(markdown)
     if table["bad"]:

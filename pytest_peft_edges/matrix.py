@@ -155,3 +155,23 @@ def replace_between_markers(text: str, block: str) -> str:
     if not pattern.search(text):
         raise ValueError(f"no {START} ... {END} markers found")
     return pattern.sub(lambda _m: f"{START}\n{block}\n{END}", text)
+
+
+def write_table(table: dict[str, Any], *, json_path: Path | str | None = None, markdown: Path | str | None = None,
+                readme: Path | str | None = None) -> str:
+    """Write ``table`` as JSON, as markdown, and/or between the markers of ``readme``; returns the markdown.
+    A README without its markers raises ValueError naming the file."""
+    text = to_markdown(table)
+    if readme:
+        readme = Path(readme)
+        try:
+            updated = replace_between_markers(readme.read_text(), text)
+        except ValueError as exc:
+            raise ValueError(f"{readme}: {exc}") from None
+        readme.write_text(updated)
+    if json_path:
+        Path(json_path).write_text(json.dumps(table, indent=2) + "\n")
+    if markdown:
+        Path(markdown).write_text(text + "\n")
+    return text
+

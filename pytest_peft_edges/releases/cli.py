@@ -1,10 +1,10 @@
-"""The ``peft-edges sweep`` and ``peft-edges bisect`` subcommands (hooked into ``cli.build_parser``)."""
+"""The ``peft-edges sweep`` and ``peft-edges bisect`` subcommands (hooked into ``cli.build_parser``; a
+wrong id or option raises ``cli.UsageError``, which ``cli.main`` reports on one line with exit 2)."""
 
 from __future__ import annotations
 
 import argparse
 import difflib
-import json
 import sys
 import tempfile
 from pathlib import Path
@@ -12,10 +12,6 @@ from typing import Any, Callable
 
 #: Tests replace this to bisect without installing anything: ``factory(args, case, window) -> observer``.
 OBSERVER_FACTORY: Callable[..., Callable[[str], Any]] | None = None
-
-
-class _Usage(Exception):
-    pass
 
 
 def add_subcommands(sub: Any) -> None:
@@ -66,26 +62,19 @@ def _index(args: argparse.Namespace) -> Any:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    try:
-        return _sweep(args)
-    except _Usage as exc:
-        print(f"peft-edges: error: {exc}", file=sys.stderr)
-        return 2
-
-
-def _sweep(args: argparse.Namespace) -> int:
     from .. import matrix
+    from ..cli import UsageError
     from .sweep import plan, sweep
 
     missing = [p for p in args.cases if not Path(p).exists()]
     if missing:
-        raise _Usage(f"no such case path: {', '.join(missing)}")
+        raise UsageError(f"no such case path: {', '.join(missing)}")
     try:
         index = _index(args)
         pairs = plan(index, args.first, args.last, peft=args.peft, transformers=args.transformers,
                      boundary=not args.no_boundary)
     except ValueError as exc:
-        raise _Usage(str(exc)) from None
+        raise UsageError(str(exc)) from None
     reports = Path(args.reports)
     print(f"peft-edges sweep: {len(pairs)} runs ({len({p for p, _ in pairs})} peft releases), "
           f"{args.jobs} at a time; reports in {reports}", flush=True)
@@ -94,49 +83,39 @@ def _sweep(args: argparse.Namespace) -> int:
     written = [run.report for run in result.runs if run.document is not None]
     if written and (args.table or args.markdown or args.readme):
         sources = ([Path(args.table)] if args.table and Path(args.table).is_file() else []) + written
-        table = matrix.build_table(matrix.load_reports(sources))
-        text = matrix.to_markdown(table)
-        if args.table:
-            Path(args.table).write_text(json.dumps(table, indent=2) + "\n")
-        if args.markdown:
-            Path(args.markdown).write_text(text + "\n")
-        if args.readme:
-            readme = Path(args.readme)
-            readme.write_text(matrix.replace_between_markers(readme.read_text(), text))
+        try:
+            matrix.write_table(matrix.build_table(matrix.load_reports(sources)), json_path=args.table,
+                               markdown=args.markdown, readme=args.readme)
+        except ValueError as exc:  # a README without markers, an unreadable table: after the runs, not a traceback
+            raise UsageError(str(exc)) from None
     print(f"peft-edges sweep: {len(result.runs)} runs in {result.seconds:.1f} s: "
           f"{len(result.failed)} without a report, {len(result.bad)} regressed/range-wrong/error verdicts")
     return 0 if result.ok else 1
 
 
-def cmd_bisect(args: argparse.Namespace) -> int:
-    try:
-        return _bisect(args)
-    except _Usage as exc:
-        print(f"peft-edges: error: {exc}", file=sys.stderr)
-        return 2
-
-
 def find_case(case_id: str, extra: list[str]) -> Any:
     """The case ``case_id`` from ``extra`` paths first, then the bundled catalogue."""
+    from ..cli import UsageError
     from ..plugin import bundled_cases_dir
     from ..schema import Case, load_cases
 
     seen: list[str] = []
     for path in [*[Path(p) for p in extra], bundled_cases_dir()]:
         if not path.exists():
-            raise _Usage(f"no such case path: {path}")
+            raise UsageError(f"no such case path: {path}")
         for case in load_cases([path]):
             seen.append(case.id)
             if case.id == case_id:
                 if not isinstance(case, Case):
-                    raise _Usage(f"case {case_id!r} is malformed: {case.error}")
+                    raise UsageError(f"case {case_id!r} is malformed: {case.error}")
                 return case
     close = difflib.get_close_matches(case_id, seen, n=3, cutoff=0.4)
     hint = f"; did you mean {', '.join(close)}?" if close else "; run 'peft-edges list' for the ids"
-    raise _Usage(f"unknown case id {case_id!r}{hint}")
+    raise UsageError(f"unknown case id {case_id!r}{hint}")
 
 
-def _bisect(args: argparse.Namespace) -> int:
+def cmd_bisect(args: argparse.Namespace) -> int:
+    from ..cli import UsageError
     from .bisect import bisect, outcome, render
 
     case = find_case(args.case_id, args.cases)
@@ -145,12 +124,12 @@ def _bisect(args: argparse.Namespace) -> int:
         bugs = [b for b in bugs if b.id == args.bug]
         if not bugs:
             known = ", ".join(b.id for b in case.known_bugs) or "none"
-            raise _Usage(f"case {case.id} records no known bug {args.bug!r} (its bugs: {known})")
+            raise UsageError(f"case {case.id} records no known bug {args.bug!r} (its bugs: {known})")
     try:
         index = _index(args)
         window = index.between(args.first, args.last)
     except ValueError as exc:
-        raise _Usage(str(exc)) from None
+        raise UsageError(str(exc)) from None
     transformers = args.transformers or index.transformers
     stack = {"transformers": transformers}
     if OBSERVER_FACTORY is not None:
