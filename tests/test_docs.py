@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import REPO
-from pytest_peft_edges import docs, registry, schema
+from pytest_peft_edges import checks, docs, registry, schema, steps  # noqa: F401 (checks, steps: register the operations)
 from pytest_peft_edges.codegen import Names, Render
 
 
@@ -16,6 +16,10 @@ def test_docs_page_is_up_to_date():
 
 def test_readme_links_the_case_docs():
     assert "docs/cases.md" in (REPO / "README.md").read_text()
+
+
+def test_the_operations_are_registered_before_the_examples_are_listed():
+    assert len(registry.STEPS) > 20 and len(registry.CHECKS) > 10
 
 
 @pytest.mark.parametrize("name", sorted(registry.STEPS) + sorted(registry.CHECKS))
@@ -45,3 +49,17 @@ def test_every_bundled_case_is_valid_and_documented():
         assert case.title and len(case.description) > 80, f"{case.id} needs a real description"
         for bug in case.known_bugs:
             assert bug.summary, f"{case.id}: known bug {bug.id} needs a summary"
+
+
+def test_a_bug_recorded_by_several_cases_is_described_alike():
+    """The JSON report and the summary line group cases by bug id and show one summary and upstream for
+    each: cases sharing a bug id must agree on them (the range may differ: a case can meet the bug over
+    part of its range only)."""
+    from pytest_peft_edges.plugin import bundled_cases_dir
+
+    facts: dict[str, dict[tuple[str, tuple[str, ...]], list[str]]] = {}
+    for case in schema.load_cases([bundled_cases_dir()]):
+        for bug in case.known_bugs:
+            facts.setdefault(bug.id, {}).setdefault((bug.summary, tuple(bug.upstream.links())), []).append(case.id)
+    differing = {bug: described for bug, described in facts.items() if len(described) > 1}
+    assert not differing, differing
