@@ -69,7 +69,7 @@ known_bugs:
 | `model` | no | `{{architecture, head, seed, config}}`; built before the steps and named `base` |
 | `steps` | yes | ordered steps; the first step that raises stops the case |
 | `expect` | no | checks, run after the steps (unless a step raised); every failing check is recorded |
-| `known_bugs` | no | recorded bugs: `{{id, summary, upstream, affected, fails}}` |
+| `known_bugs` | no | recorded bugs: `{{id, summary, upstream, affected, fails}}`; a bug is described (`summary`, `upstream`) once: a case recording a bug another case or the catalogue describes leaves both out and gets them from there |
 
 Architectures and heads: {heads}.
 

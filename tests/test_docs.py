@@ -51,15 +51,38 @@ def test_every_bundled_case_is_valid_and_documented():
             assert bug.summary, f"{case.id}: known bug {bug.id} needs a summary"
 
 
-def test_a_bug_recorded_by_several_cases_is_described_alike():
-    """The JSON report and the summary line group cases by bug id and show one summary and upstream for
-    each: cases sharing a bug id must agree on them (the range may differ: a case can meet the bug over
-    part of its range only)."""
+def test_the_catalogue_describes_each_bug_once():
+    """A bug's summary and upstream are written by one case; the others recording it leave them out and
+    read them from that case (schema.files.describe_bugs), so every loaded case carries them."""
     from pytest_peft_edges.plugin import bundled_cases_dir
 
-    facts: dict[str, dict[tuple[str, tuple[str, ...]], list[str]]] = {}
-    for case in schema.load_cases([bundled_cases_dir()]):
-        for bug in case.known_bugs:
-            facts.setdefault(bug.id, {}).setdefault((bug.summary, tuple(bug.upstream.links())), []).append(case.id)
-    differing = {bug: described for bug, described in facts.items() if len(described) > 1}
-    assert not differing, differing
+    describers: dict[str, list[str]] = {}
+    for path in schema.case_files(bundled_cases_dir()):
+        for case in schema.read_case_file(path):
+            for bug in case.known_bugs:
+                if bug.summary or bug.upstream.links():
+                    describers.setdefault(bug.id, []).append(case.id)
+    assert {bug: cases for bug, cases in describers.items() if len(cases) > 1} == {}
+    loaded = [case for case in schema.load_cases([bundled_cases_dir()]) if isinstance(case, schema.Case)]
+    recorded = {bug.id for case in loaded for bug in case.known_bugs}
+    assert recorded == set(describers)  # every bug described somewhere
+
+
+def test_a_case_of_ones_own_reads_a_bugs_description_from_where_it_is_written(tmp_path, capsys):
+    """Recording a catalogue bug by id takes its summary and upstream from the catalogue; a bug described
+    by one of the loaded cases is read from it; a bug described nowhere keeps an empty summary."""
+    from pytest_peft_edges import cli
+
+    body = ("title: t\nmodel: {architecture: bert, head: seq_cls}\nsteps:\n  - {id: s, op: set_adapter, adapter_name: x}\n"
+            "known_bugs:\n  - id: %s\n    affected: {peft: '<0.11.0'}\n    fails: {step: s, raises: ValueError, match: x}\n")
+    (tmp_path / "mine.yaml").write_text("id: mine-s1\n" + body % "S1")
+    (tmp_path / "new.yaml").write_text("id: mine-new\n" + body % "NEW" + "    summary: described here\n")
+    (tmp_path / "ref.yaml").write_text("id: mine-ref\n" + body % "NEW")
+    (tmp_path / "lone.yaml").write_text("id: mine-lone\n" + body % "LONE")
+    found = {case.id: case.known_bugs[0] for case in schema.load_cases([tmp_path])}
+    assert found["mine-s1"].summary == "a second SEQ_CLS adapter gets no copy of the classifier head, so set_adapter cannot find it"
+    assert found["mine-s1"].upstream.label() == "#1574, PR #1615"
+    assert found["mine-ref"].summary == "described here" and found["mine-ref"].affected == {"peft": "<0.11.0"}
+    assert found["mine-lone"].summary == ""
+    assert cli.main(["export", "mine-s1", "--cases", str(tmp_path / "mine.yaml")]) == 0
+    assert "Known bug S1 (peft <0.11.0; #1574, PR #1615): a second SEQ_CLS adapter gets no copy" in capsys.readouterr().out

@@ -3,13 +3,14 @@ MalformedCase), ids made unique; remembered across reads only when asked (the sw
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 from typing import Any
 
 from .. import limits
 from ..yaml_lines import DocumentError, load_documents
-from .cases import Case, CaseFormatError, MalformedCase
+from .cases import Case, CaseFormatError, KnownBug, MalformedCase
 from .reader import _Reader
 from .rules import ID_PATTERN
 
@@ -152,7 +153,42 @@ def load_cases(paths: list[Path]) -> list[Case | MalformedCase]:
         except Exception as exc:  # noqa: BLE001 - a path that cannot be listed is its own error
             found.append(MalformedCase(f"malformed-{_slug(path.name)}", CaseFormatError(
                 path, 0, "path", f"cannot be read: {type(exc).__name__}: {exc}")))
-    return _unique_sorted(found)
+    return describe_bugs(_unique_sorted(found))
+
+
+def describe_bugs(found: list[Case | MalformedCase], *, catalogue: bool = True) -> list[Case | MalformedCase]:
+    """A bug is described once: the known bugs recorded with neither ``summary`` nor ``upstream`` take
+    both from the case that describes that bug id, among ``found`` first, then (``catalogue``) in the
+    bundled catalogue. Deterministic: the describing case with the smallest id wins. A bug described
+    nowhere keeps its empty summary."""
+    def undescribed(bug: KnownBug) -> bool:
+        return not bug.summary and not bug.upstream.issues and not bug.upstream.prs
+
+    def descriptions(cases: list[Case | MalformedCase]) -> dict[str, KnownBug]:
+        described: dict[str, KnownBug] = {}
+        for case in sorted((c for c in cases if isinstance(c, Case)), key=lambda c: c.id):
+            for bug in case.known_bugs:
+                if not undescribed(bug):
+                    described.setdefault(bug.id, bug)
+        return described
+
+    wanted = {bug.id for case in found if isinstance(case, Case) for bug in case.known_bugs if undescribed(bug)}
+    if not wanted:
+        return found
+    described = descriptions(found)
+    if catalogue and wanted - described.keys():
+        from ..collection import bundled_cases_dir
+
+        bundled = describe_bugs(_unique_sorted(_cases_under(bundled_cases_dir())), catalogue=False)
+        described = {**descriptions(bundled), **described}
+    result: list[Case | MalformedCase] = []
+    for case in found:
+        if isinstance(case, Case) and any(undescribed(bug) and bug.id in described for bug in case.known_bugs):
+            bugs = tuple(dataclasses.replace(bug, summary=described[bug.id].summary, upstream=described[bug.id].upstream)
+                         if undescribed(bug) and bug.id in described else bug for bug in case.known_bugs)
+            case = dataclasses.replace(case, known_bugs=bugs)
+        result.append(case)
+    return result
 
 
 def _cases_under(path: Path) -> list[Case | MalformedCase]:
