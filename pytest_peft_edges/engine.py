@@ -98,7 +98,16 @@ def run_case(case: Case, workdir: Path, stack: dict[str, str | None] | None = No
                 failures = failures_per_set_order(list(case.set_order), run)
     except limits.CaseTimeout as timeout:
         failures = [timeout.failure]
-    return Outcome(tuple(failures), time.perf_counter() - start)
+    return Outcome(tuple(_without_workdir(failure, workdir) for failure in failures), time.perf_counter() - start)
+
+
+def _without_workdir(failure: Failure, workdir: Path) -> Failure:
+    """``failure`` with the case's directory written ``WORKDIR`` (the name the exported script gives it):
+    a message that quotes a path is the same in every session (pytest numbers its tmp directories)."""
+    message = failure.message
+    for path in sorted({str(workdir), str(workdir.resolve())}, key=len, reverse=True):
+        message = message.replace(path, "WORKDIR")
+    return failure if message == failure.message else dataclasses.replace(failure, message=message)
 
 
 def failures_per_set_order(names: list[str], run: Any) -> list[Failure]:

@@ -429,3 +429,38 @@ def test_threads_asking_for_uv_at_once_find_it_once(tmp_path, monkeypatch):
     for thread in threads:
         thread.join()
     assert found == ["/bin/uv"] * 4 and calls == [1]
+
+
+def test_the_root_server_stands_for_an_environment_only_with_the_very_same_modules(tmp_path):
+    """The root server imports torch once; the server it forks for an environment runs each job with the
+    job's release, but refuses an environment whose files differ from the modules already imported."""
+    import sysconfig
+
+    from pytest_peft_edges.releases.runner import RootServer
+
+    store = Store(tmp_path / "cache", torch="torch")
+    root = store.plugin()
+    releases = fake_releases(tmp_path)
+    (tmp_path / "test_fake.py").write_text(
+        "import os, sys\n\ndef test_release():\n    import peft\n"
+        "    assert peft.__version__ == os.environ['WANT'] and 'torch' in sys.modules\n"
+        "    assert sys.prefix == os.environ['HOME_WANTED'] and 'transformers' not in sys.modules\n")
+    env = store.run_env([root])
+    del env["PYTHONPYCACHEPREFIX"]
+    shared = RootServer(sys.executable, root, env)
+    try:
+        server = shared.environment(Path(sys.prefix), tmp_path / "logs", None)
+        try:
+            for version, release in releases.items():
+                code, output = server.run(["-q", "-p", "no:cacheprovider", str(tmp_path / "test_fake.py")],
+                                          cwd=tmp_path, path=[release], env={"WANT": version, "HOME_WANTED": sys.prefix})
+                assert (code, "1 passed" in output) == (0, True), output
+        finally:
+            server.close()
+        other = tmp_path / "other"  # an environment holding none of the files imported (torch, numpy...)
+        (other / Path(sysconfig.get_paths()["purelib"]).relative_to(sys.prefix)).mkdir(parents=True)
+        with pytest.raises(RuntimeError, match=r"the fork server did not start: {'ready': False, 'differ': \['.+\]"):
+            shared.environment(other, tmp_path / "logs", None)
+    finally:
+        shared.close()
+    assert shared.proc.returncode == 0

@@ -89,3 +89,20 @@ def test_a_directory_named_like_a_case_is_ignored(pytester):
     (pytester.path / "cases" / "ok.yaml").write_text(
         "id: ok\ntitle: t\nmodel: {architecture: bert}\nsteps: [{op: get_peft_model, config: {target_modules: [query]}}]\n")
     pytester.runpytest("-p", "peft_edges", "--peft-edges-cases", "cases").assert_outcomes(passed=1)
+
+
+def test_a_message_quoting_the_cases_directory_is_the_same_in_every_session(tmp_path):
+    """pytest numbers its tmp directories, so a message quoting a path would differ from run to run
+    (seen: bug X6's HFValidationError quotes the adapter directory); it reads WORKDIR instead."""
+    from pytest_peft_edges.engine import _without_workdir
+    from pytest_peft_edges.verdicts import Failure
+
+    workdir = tmp_path / "case"
+    workdir.mkdir()
+    failure = Failure("load", "exception", ("HFValidationError",), f"Repo id must be in the form: '{workdir}/saved'")
+    assert _without_workdir(failure, workdir).message == "Repo id must be in the form: 'WORKDIR/saved'"
+    (tmp_path / "link").symlink_to(workdir)
+    linked = Failure("load", "exception", ("OSError",), f"no file in {workdir}/saved")
+    assert _without_workdir(linked, tmp_path / "link").message == "no file in WORKDIR/saved"
+    untouched = Failure("s", "check", ("CheckFailed",), "a != b")
+    assert _without_workdir(untouched, workdir) is untouched

@@ -88,9 +88,11 @@ class Store:
     """The cache of environments and releases; builds what a run needs on demand."""
 
     def __init__(self, cache: Path | None = None, *, torch: str | None = None, python: str | None = None,
-                 uv: str | None = None, log: Callable[[str], None] = lambda line: None, fork: bool = True) -> None:
+                 uv: str | None = None, log: Callable[[str], None] = lambda line: None, fork: bool = True,
+                 share_torch: bool = True) -> None:
         self.cache = Path(cache or default_cache()).resolve()
         self.fork = fork  # runs fork from a server that imported torch once (runner.Zygote)
+        self.share_torch = share_torch  # the environments' servers fork from one that holds torch (runner.RootServer)
         self.torch = torch or default_torch()
         self.python = python or sys.executable
         self._uv = uv

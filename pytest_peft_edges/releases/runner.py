@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
+import shutil
+import socket
 import subprocess
+import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import IO, Any, Sequence
 
 from .envs import BuildError, Store
 
@@ -116,7 +120,8 @@ def _run_release(store: Store, peft: str, transformers: str, report: Path, *, bu
 
 
 class Zygote:
-    """One fork server (zygote.py) in one shared environment, used by one thread at a time."""
+    """One fork server (zygote.py) for one environment, used by one thread at a time: a process of its own,
+    or forked by the sweep's :class:`RootServer` and reached through a Unix socket (:meth:`over`)."""
 
     def __init__(self, python: str, root: Path, env: dict[str, str], logs: Path, peft_dir: Path | None = None) -> None:
         """``peft_dir``: a peft release directory that makes the server import transformers too
@@ -124,65 +129,166 @@ class Zygote:
         # -m, not the script's path: the script's directory first on sys.path would shadow the
         # standard library's bisect with releases/bisect.py.
         command = [python, "-m", "pytest_peft_edges.releases.zygote"] + ([str(peft_dir)] if peft_dir else [])
-        self.proc = subprocess.Popen(command, cwd=root, env=env,
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        self.logs = logs
-        self.count = 0
-        assert self.proc.stdout is not None
-        hello = json.loads(self.proc.stdout.readline() or "{}")
+        self.proc: subprocess.Popen[str] | None = subprocess.Popen(
+            command, cwd=root, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None and self.proc.stdin is not None
+        self._connect(self.proc.stdout, self.proc.stdin, logs)
+
+    @classmethod
+    def over(cls, connection: socket.socket, logs: Path) -> Zygote:
+        """The server at the other end of ``connection`` (forked by the root server)."""
+        server = cls.__new__(cls)
+        server.proc, server.connection = None, connection
+        server._connect(connection.makefile("r"), connection.makefile("w"), logs)
+        return server
+
+    def _connect(self, reader: IO[str], writer: IO[str], logs: Path) -> None:
+        self.reader, self.writer, self.logs, self.count = reader, writer, logs, 0
+        hello = json.loads(self.reader.readline() or "{}")
         if not hello.get("ready"):
             self.close()
             raise RuntimeError(f"the fork server did not start: {hello}")
 
     def run(self, args: list[str], *, cwd: Path, path: list[Path], env: dict[str, str]) -> tuple[int, str]:
         """pytest ``args`` in a forked child; its exit code and output."""
-        assert self.proc.stdin is not None and self.proc.stdout is not None
         self.count += 1
         log = self.logs / f"run-{os.getpid()}-{id(self)}-{self.count}.log"
         self.logs.mkdir(parents=True, exist_ok=True)
         job = {"args": args, "cwd": str(cwd), "path": [str(p) for p in path], "env": env, "log": str(log)}
-        self.proc.stdin.write(json.dumps(job) + "\n")
-        self.proc.stdin.flush()
-        answer = json.loads(self.proc.stdout.readline() or '{"exit": -1}')
+        self.writer.write(json.dumps(job) + "\n")
+        self.writer.flush()
+        answer = json.loads(self.reader.readline() or '{"exit": -1}')
         output = log.read_text(errors="replace") if log.is_file() else ""
         log.unlink(missing_ok=True)
         return int(answer["exit"]), output
 
     def close(self) -> None:
-        if self.proc.stdin:
-            self.proc.stdin.close()
+        """End of input: the server exits once its last job is answered."""
+        with contextlib.suppress(OSError):
+            self.writer.close()
+        if self.proc is not None:
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        else:  # the socket stays open while any file made from it is: shut it down for the server to see EOF
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
+            self.connection.close()
+        with contextlib.suppress(OSError):
+            self.reader.close()
+
+
+class RootServer:
+    """The sweep's fork server for all its environments (``zygote.py --root``): it imports torch and the
+    libraries every environment shares once, and forks one :class:`Zygote` per environment, which puts
+    that environment's site-packages in place of its own, checks that every module already imported is
+    the very file (same inode: uv links one file into each) the environment holds, and only then imports
+    the environment's transformers. A server that finds a differing module is not used (the environment
+    gets a server of its own)."""
+
+    def __init__(self, python: str, root: Path, env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen([python, "-m", "pytest_peft_edges.releases.zygote", "--root"], cwd=root,
+                                     env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        hello = json.loads(self.proc.stdout.readline() or "{}")
+        self.sockets = Path(tempfile.mkdtemp(prefix="peft-edges-"))  # short: a socket path has ~100 bytes
+        self.lock = threading.Lock()
+        self.count = 0
+        if not hello.get("ready"):
+            self.close()
+            raise RuntimeError(f"the root fork server did not start: {hello}")
+
+    def environment(self, home: Path, logs: Path, peft_dir: Path | None) -> Zygote:
+        """A fork server standing for the environment ``home`` (RuntimeError when it cannot)."""
+        assert self.proc.stdin is not None
+        with self.lock:
+            self.count += 1
+            path = self.sockets / f"{self.count}.sock"
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            self.proc.wait(timeout=30)
+            listener.bind(str(path))
+            listener.listen(1)
+            listener.settimeout(300)
+            request = {"home": str(home), "socket": str(path), "peft_dir": str(peft_dir) if peft_dir else None}
+            with self.lock:
+                self.proc.stdin.write(json.dumps(request) + "\n")
+                self.proc.stdin.flush()
+            connection, _ = listener.accept()
+        finally:
+            listener.close()
+            path.unlink(missing_ok=True)
+        connection.settimeout(None)
+        return Zygote.over(connection, logs)
+
+    def close(self) -> None:
+        if self.proc.stdin:
+            with contextlib.suppress(OSError):
+                self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+        shutil.rmtree(self.sockets, ignore_errors=True)
 
 
 _ZYGOTES: dict[tuple[int, str, str], Zygote | None] = {}
+_ROOTS: dict[str, RootServer | None] = {}
 _ZYGOTES_GUARD = threading.Lock()
+_STARTING: dict[object, threading.Lock] = {}
+
+
+def _starting(key: object) -> threading.Lock:
+    with _ZYGOTES_GUARD:
+        return _STARTING.setdefault(key, threading.Lock())
+
+
+def root_server(store: Store, python: str, root: Path) -> RootServer | None:
+    """The root fork server of this plugin copy, started in ``python``'s environment when first asked."""
+    with _starting(("root", str(root))):
+        if str(root) not in _ROOTS:
+            try:
+                _ROOTS[str(root)] = RootServer(python, root, store.run_env([root]))
+            except (OSError, RuntimeError, ValueError):
+                _ROOTS[str(root)] = None
+        return _ROOTS[str(root)]
 
 
 def zygote(store: Store, python: str, root: Path, peft_dir: Path) -> Zygote | None:
     """This thread's fork server in ``python``'s environment, started with the release ``peft_dir`` of
-    its first run (None when forking is off or unavailable: the run then starts its own interpreter)."""
+    its first run: forked by the root server when it can stand for that environment, else a process
+    of its own (None when forking is off or unavailable: the run then starts its own interpreter)."""
     if not store.fork or not hasattr(os, "fork"):
         return None
     key = (threading.get_ident(), python, str(root))
     with _ZYGOTES_GUARD:
         if key in _ZYGOTES:
             return _ZYGOTES[key]
-    try:
-        server: Zygote | None = Zygote(python, root, store.run_env([root]), store.cache / "logs", peft_dir)
-    except (OSError, RuntimeError, ValueError):
-        server = None
+    server: Zygote | None = None
+    shared = root_server(store, python, root) if store.share_torch else None
+    if shared is not None:
+        try:
+            server = shared.environment(Path(python).parent.parent, store.cache / "logs", peft_dir)
+        except (OSError, RuntimeError, ValueError):
+            server = None
+    if server is None:
+        try:
+            server = Zygote(python, root, store.run_env([root]), store.cache / "logs", peft_dir)
+        except (OSError, RuntimeError, ValueError):
+            server = None
     with _ZYGOTES_GUARD:
         _ZYGOTES[key] = server
     return server
 
 
 def close_zygotes() -> None:
-    """Stop every fork server (end of a sweep or bisect)."""
+    """Stop every fork server (end of a sweep or bisect): the environments' servers, then the roots."""
     with _ZYGOTES_GUARD:
         servers = [s for s in _ZYGOTES.values() if s is not None]
+        roots = [r for r in _ROOTS.values() if r is not None]
         _ZYGOTES.clear()
+        _ROOTS.clear()
     for server in servers:
         server.close()
+    for root in roots:
+        root.close()

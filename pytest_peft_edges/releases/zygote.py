@@ -26,6 +26,10 @@ import os
 import sys
 
 PRELOAD = ("torch", "numpy", "safetensors", "safetensors.torch", "yaml", "pytest", "huggingface_hub")
+#: What the root server (``--root``) imports: torch with the heavy parts transformers imports, and no
+#: module of a package whose release differs between the environments (so no huggingface_hub).
+ROOT_PRELOAD = ("torch", "numpy", "safetensors", "safetensors.torch", "yaml", "pytest", "jinja2", "sympy",
+                "torch.distributed.tensor", "torch._dynamo")
 NEVER = ("peft",)
 
 
@@ -97,24 +101,22 @@ def read_catalogue() -> None:
     CaseCollection(catalogue=True, base=Path.cwd()).index()
 
 
-def main(argv: list[str]) -> int:
-    for name in PRELOAD:
-        try:
-            __import__(name)
-        except ImportError:
-            pass
-    if argv:
-        preload_transformers(argv[0])
+def warm_up(peft_dir: str | None) -> list[str]:
+    """Everything a server does before its first fork; returns the modules that must not be imported
+    here but were (then the server refuses to serve)."""
+    if peft_dir:
+        preload_transformers(peft_dir)
     memoize_template_compiles()
     try:
         read_catalogue()
     except Exception as exc:  # noqa: BLE001 - only a warm-up: each run reads what it needs itself
         print(f"zygote: the catalogue was not read ahead: {exc!r}", file=sys.stderr)
-    leaked = [name for name in NEVER if name in sys.modules]
-    print(json.dumps({"ready": not leaked, "leaked": leaked}), flush=True)
-    if leaked:
-        return 1
-    for line in sys.stdin:
+    return [name for name in NEVER if name in sys.modules]
+
+
+def serve(jobs, answers) -> None:
+    """Fork one child per job line of ``jobs`` (it runs pytest and exits); write its exit code to ``answers``."""
+    for line in jobs:
         job = json.loads(line)
         pid = os.fork()
         if pid == 0:  # the child: becomes the run
@@ -139,7 +141,102 @@ def main(argv: list[str]) -> int:
                 sys.stderr.flush()
                 os._exit(code)
         _, status = os.waitpid(pid, 0)
-        print(json.dumps({"exit": os.waitstatus_to_exitcode(status)}), flush=True)
+        answers.write(json.dumps({"exit": os.waitstatus_to_exitcode(status)}) + "\n")
+        answers.flush()
+
+
+def switch_environment(home: str) -> list[str]:
+    """Make this process see the environment ``home`` instead of its own: its site-packages in place of
+    ours on ``sys.path``, its prefix and executable. Returns the imported modules whose file is not the
+    very file (same inode) ``home`` holds at that place: then this process cannot stand for ``home``."""
+    import importlib
+    import site
+
+    own = [os.path.realpath(p) for p in site.getsitepackages() if os.path.isdir(p)]
+    theirs = [os.path.join(home, os.path.relpath(p, os.path.realpath(sys.prefix))) for p in own]
+    differ = []
+    for name, module in list(sys.modules.items()):
+        path = getattr(module, "__file__", None)
+        if not path:
+            continue
+        real = os.path.realpath(path)
+        for mine, other in zip(own, theirs):
+            if real.startswith(mine + os.sep):
+                counterpart = os.path.join(other, os.path.relpath(real, mine))
+                try:
+                    same = os.path.samefile(real, counterpart)
+                except OSError:
+                    same = False
+                if not same:
+                    differ.append(name)
+    sys.path[:] = [theirs[own.index(os.path.realpath(p))] if os.path.realpath(p) in own else p for p in sys.path]
+    sys.prefix = sys.exec_prefix = home
+    sys.executable = os.path.join(home, "bin", "python")
+    importlib.invalidate_caches()
+    return sorted(differ)
+
+
+def serve_environments(requests) -> None:
+    """The root server: for each request line ``{"home", "socket", "peft_dir"}`` fork a server for that
+    environment, which connects to the client's Unix socket, says whether it can stand for the environment,
+    and serves the jobs sent there (:func:`serve`)."""
+    import socket
+
+    children = []
+    for line in requests:
+        request = json.loads(line)
+        pid = os.fork()
+        if pid == 0:
+            code = 0
+            try:
+                os.dup2(2, 1)  # nobody reads the root's stdout any more
+                connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                connection.connect(request["socket"])
+                jobs, answers = connection.makefile("r"), connection.makefile("w")
+                differ = switch_environment(request["home"])
+                if not differ:
+                    preload(PRELOAD)
+                leaked = [] if differ else warm_up(request.get("peft_dir"))
+                answers.write(json.dumps({"ready": not differ and not leaked, "differ": differ[:20],
+                                          "leaked": leaked}) + "\n")
+                answers.flush()
+                if not differ and not leaked:
+                    serve(jobs, answers)
+            except BaseException as exc:  # noqa: BLE001 - the client sees the connection close
+                print(f"zygote environment server failed: {exc!r}", file=sys.stderr)
+                code = 3
+            finally:
+                os._exit(code)
+        children.append(pid)
+        for child in list(children):  # reap the servers whose client is done
+            if os.waitpid(child, os.WNOHANG)[0]:
+                children.remove(child)
+    for child in children:
+        os.waitpid(child, 0)
+
+
+def preload(names: tuple[str, ...]) -> None:
+    for name in names:
+        try:
+            __import__(name)
+        except ImportError:
+            pass
+
+
+def main(argv: list[str]) -> int:
+    if argv == ["--root"]:
+        preload(ROOT_PRELOAD)
+        leaked = [name for name in NEVER + ("transformers",) if name in sys.modules]
+        print(json.dumps({"ready": not leaked, "leaked": leaked}), flush=True)
+        if not leaked:
+            serve_environments(sys.stdin)
+        return 1 if leaked else 0
+    preload(PRELOAD)
+    leaked = warm_up(argv[0] if argv else None)
+    print(json.dumps({"ready": not leaked, "leaked": leaked}), flush=True)
+    if leaked:
+        return 1
+    serve(sys.stdin, sys.stdout)
     return 0
 
 
