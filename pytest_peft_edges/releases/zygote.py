@@ -5,6 +5,12 @@ Started by :class:`runner.Zygote` inside a shared environment as
 ``python -m pytest_peft_edges.releases.zygote [PEFT_DIR]``; reads one JSON job a line on stdin
 (``{"args", "cwd", "path", "env", "log"}``) and answers ``{"exit": code}``.
 
+Or started once for all environments by :class:`runner.RootServer` as ``... zygote --root``: it imports
+only what every environment shares (``ROOT_PRELOAD``: torch and the parts of it transformers imports), then
+reads one request a line (``{"home", "socket", "peft_dir"}``) and forks a server for that environment
+(:func:`switch_environment`: its site-packages, prefix and executable, after checking every module already
+imported is the very file the environment holds), which answers on the client's Unix socket as above.
+
 transformers is imported here only with a peft release directory (``PEFT_DIR``, any release of the
 cache) on ``sys.path``, and peft itself never: transformers 4 records at import *whether* peft is
 installed (true for every run), and reads peft's version from its metadata when it checks it, which the
