@@ -13,7 +13,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import IO, Any, Sequence
+from typing import IO, Any, Callable, Sequence
 
 from .envs import BuildError, Store
 
@@ -126,11 +126,7 @@ class Zygote:
     def __init__(self, python: str, root: Path, env: dict[str, str], logs: Path, peft_dir: Path | None = None) -> None:
         """``peft_dir``: a peft release directory that makes the server import transformers too
         (zygote.preload_transformers); without one, each child imports transformers itself."""
-        # -m, not the script's path: the script's directory first on sys.path would shadow the
-        # standard library's bisect with releases/bisect.py.
-        command = [python, "-m", "pytest_peft_edges.releases.zygote"] + ([str(peft_dir)] if peft_dir else [])
-        self.proc: subprocess.Popen[str] | None = subprocess.Popen(
-            command, cwd=root, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.proc: subprocess.Popen[str] | None = _server_process(python, root, env, *([str(peft_dir)] if peft_dir else []))
         assert self.proc.stdout is not None and self.proc.stdin is not None
         self._connect(self.proc.stdout, self.proc.stdin, logs)
 
@@ -144,10 +140,7 @@ class Zygote:
 
     def _connect(self, reader: IO[str], writer: IO[str], logs: Path) -> None:
         self.reader, self.writer, self.logs, self.count = reader, writer, logs, 0
-        hello = json.loads(self.reader.readline() or "{}")
-        if not hello.get("ready"):
-            self.close()
-            raise RuntimeError(f"the fork server did not start: {hello}")
+        _expect_ready(reader, "the fork server", self.close)
 
     def run(self, args: list[str], *, cwd: Path, path: list[Path], env: dict[str, str]) -> tuple[int, str]:
         """pytest ``args`` in a forked child; its exit code and output."""
@@ -167,10 +160,7 @@ class Zygote:
         with contextlib.suppress(OSError):
             self.writer.close()
         if self.proc is not None:
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+            _wait_or_kill(self.proc, 30)
         else:  # the socket stays open while any file made from it is: shut it down for the server to see EOF
             with contextlib.suppress(OSError):
                 self.connection.shutdown(socket.SHUT_RDWR)
@@ -188,16 +178,12 @@ class RootServer:
     gets a server of its own)."""
 
     def __init__(self, python: str, root: Path, env: dict[str, str]) -> None:
-        self.proc = subprocess.Popen([python, "-m", "pytest_peft_edges.releases.zygote", "--root"], cwd=root,
-                                     env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        assert self.proc.stdout is not None
-        hello = json.loads(self.proc.stdout.readline() or "{}")
+        self.proc = _server_process(python, root, env, "--root")
         self.sockets = Path(tempfile.mkdtemp(prefix="peft-edges-"))  # short: a socket path has ~100 bytes
         self.lock = threading.Lock()
         self.count = 0
-        if not hello.get("ready"):
-            self.close()
-            raise RuntimeError(f"the root fork server did not start: {hello}")
+        assert self.proc.stdout is not None
+        _expect_ready(self.proc.stdout, "the root fork server", self.close)
 
     def environment(self, home: Path, logs: Path, peft_dir: Path | None) -> Zygote:
         """A fork server standing for the environment ``home`` (RuntimeError when it cannot)."""
@@ -225,11 +211,31 @@ class RootServer:
         if self.proc.stdin:
             with contextlib.suppress(OSError):
                 self.proc.stdin.close()
-        try:
-            self.proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        _wait_or_kill(self.proc, 60)
         shutil.rmtree(self.sockets, ignore_errors=True)
+
+
+def _server_process(python: str, root: Path, env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    """``python -m pytest_peft_edges.releases.zygote ARGS`` in ``root``, talking through its stdin/stdout.
+    -m, not the script's path: the script's directory first on sys.path would shadow the standard
+    library's bisect with releases/bisect.py."""
+    return subprocess.Popen([python, "-m", "pytest_peft_edges.releases.zygote", *args], cwd=root, env=env,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+
+def _expect_ready(reader: IO[str], what: str, close: Callable[[], None]) -> None:
+    """Read a server's first line; unless it says ready, ``close`` and raise RuntimeError with it."""
+    hello = json.loads(reader.readline() or "{}")
+    if not hello.get("ready"):
+        close()
+        raise RuntimeError(f"{what} did not start: {hello}")
+
+
+def _wait_or_kill(proc: subprocess.Popen[str], timeout: float) -> None:
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
 
 
 _ZYGOTES: dict[tuple[int, str, str], Zygote | None] = {}

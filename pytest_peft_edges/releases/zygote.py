@@ -31,11 +31,13 @@ import json
 import os
 import sys
 
-PRELOAD = ("torch", "numpy", "safetensors", "safetensors.torch", "yaml", "pytest", "huggingface_hub")
-#: What the root server (``--root``) imports: torch with the heavy parts transformers imports, and no
-#: module of a package whose release differs between the environments (so no huggingface_hub).
-ROOT_PRELOAD = ("torch", "numpy", "safetensors", "safetensors.torch", "yaml", "pytest", "jinja2", "sympy",
-                "torch.distributed.tensor", "torch._dynamo")
+#: What every environment holds in the same release: torch and what the runs import beside it.
+SHARED = ("torch", "numpy", "safetensors", "safetensors.torch", "yaml", "pytest")
+#: What a server for one environment imports (and huggingface_hub, whose release follows transformers').
+PRELOAD = SHARED + ("huggingface_hub",)
+#: What the root server (``--root``) imports: the shared libraries with the heavy parts of torch that
+#: transformers imports, and no module of a package whose release differs between the environments.
+ROOT_PRELOAD = SHARED + ("jinja2", "sympy", "torch.distributed.tensor", "torch._dynamo")
 NEVER = ("peft",)
 
 
@@ -110,6 +112,7 @@ def read_catalogue() -> None:
 def warm_up(peft_dir: str | None) -> list[str]:
     """Everything a server does before its first fork; returns the modules that must not be imported
     here but were (then the server refuses to serve)."""
+    preload(PRELOAD)
     if peft_dir:
         preload_transformers(peft_dir)
     memoize_template_compiles()
@@ -200,8 +203,6 @@ def serve_environments(requests) -> None:
                 connection.connect(request["socket"])
                 jobs, answers = connection.makefile("r"), connection.makefile("w")
                 differ = switch_environment(request["home"])
-                if not differ:
-                    preload(PRELOAD)
                 leaked = [] if differ else warm_up(request.get("peft_dir"))
                 answers.write(json.dumps({"ready": not differ and not leaked, "differ": differ[:20],
                                           "leaked": leaked}) + "\n")
@@ -237,7 +238,6 @@ def main(argv: list[str]) -> int:
         if not leaked:
             serve_environments(sys.stdin)
         return 1 if leaked else 0
-    preload(PRELOAD)
     leaked = warm_up(argv[0] if argv else None)
     print(json.dumps({"ready": not leaked, "leaked": leaked}), flush=True)
     if leaked:
