@@ -156,11 +156,11 @@ def load_cases(paths: list[Path]) -> list[Case | MalformedCase]:
     return describe_bugs(_unique_sorted(found))
 
 
-def describe_bugs(found: list[Case | MalformedCase], *, catalogue: bool = True) -> list[Case | MalformedCase]:
+def describe_bugs(found: list[Case | MalformedCase]) -> list[Case | MalformedCase]:
     """A bug is described once: the known bugs recorded with neither ``summary`` nor ``upstream`` take
-    both from the case that describes that bug id, among ``found`` first, then (``catalogue``) in the
-    bundled catalogue. Deterministic: the describing case with the smallest id wins. A bug described
-    nowhere keeps its empty summary."""
+    both from the case that describes that bug id, among ``found`` first, then in the bundled catalogue
+    (read only when ``found`` leaves one undescribed). Deterministic: the describing case with the
+    smallest id wins. A bug described nowhere keeps its empty summary."""
     def undescribed(bug: KnownBug) -> bool:
         return not bug.summary and not bug.upstream.issues and not bug.upstream.prs
 
@@ -176,11 +176,10 @@ def describe_bugs(found: list[Case | MalformedCase], *, catalogue: bool = True) 
     if not wanted:
         return found
     described = descriptions(found)
-    if catalogue and wanted - described.keys():
+    if wanted - described.keys():
         from ..collection import bundled_cases_dir
 
-        bundled = describe_bugs(_unique_sorted(_cases_under(bundled_cases_dir())), catalogue=False)
-        described = {**descriptions(bundled), **described}
+        described = {**descriptions(_unique_sorted(_cases_under(bundled_cases_dir()))), **described}
     result: list[Case | MalformedCase] = []
     for case in found:
         if isinstance(case, Case) and any(undescribed(bug) and bug.id in described for bug in case.known_bugs):
