@@ -94,6 +94,19 @@ def test_known_mode(pytester, write_case, mode, outcome, verdict):
     assert verdicts(pytester.path / "r.json") == {"reproduced": verdict}
 
 
+def test_a_reproduced_bug_reports_its_verdict_not_the_plugins_traceback(pytester, write_case):
+    """A reproduced bug's xfail report holds the verdict, not a traceback through the plugin's frames:
+    what report consumers (junitxml, report-log, -rx) read. Formatting that traceback (pytest parses each
+    frame's source file) for every reproduced bug was a quarter of a catalogue run."""
+    write_case("reproduced.yaml", case("reproduced"))
+    reprec = pytester.inline_run("-p", "peft_edges", "--peft-edges-cases", "cases")
+    (report,) = [r for r in reprec.getreports("pytest_runtest_logreport") if r.when == "call"]
+    message = ("[reproduced] known bug bug-x reproduced (no upstream issue): at 'changes-output': check failed: "
+               "out_peft equals out_base within 1e-06: the adapter had no effect")
+    assert report.skipped and report.wasxfail == message
+    assert str(report.longrepr) == message
+
+
 def test_known_mode_from_ini(pytester, write_case):
     write_case("reproduced.yaml", case("reproduced"))
     pytester.makeini("[pytest]\npeft_edges_known = fail\npeft_edges_cases = cases\n")
