@@ -135,7 +135,7 @@ def _run_once(program: codegen.Program, workdir: Path, stack: dict[str, str | No
     with torch.random.fork_rng(devices=[]), warnings.catch_warnings(), \
             offline.environment({name: str(workdir / sub) for name, sub in CACHE_DIRS.items()}):
         warnings.simplefilter("ignore")
-        torch.manual_seed(0)
+        torch.default_generator.manual_seed(0)  # as the exported script does (codegen.SEED)
         ns = namespace(workdir, renaming)
         root = workdir.resolve()
         for block in program.steps:

@@ -104,8 +104,8 @@ def render_script(case: Case) -> str:
     body += ["WORKDIR = pathlib.Path(tempfile.mkdtemp(prefix='peft-edges-'))", "problems = {}", "",
              "def fail(check_id, problem):  # a check of the fixed behaviour failed when problem is not None",
              "    if problem is not None: problems.setdefault(check_id, str(problem))", ""]
-    if not (program.steps and program.steps[0].lines[0].startswith("torch.manual_seed(")):
-        body.append("torch.manual_seed(0)")
+    if not (program.steps and program.steps[0].lines[0].startswith(codegen.SEED + "(")):
+        body.append(f"{codegen.SEED}(0)")
     for block in program.steps:
         body += _step_lines(block)
     if program.checks:

@@ -49,7 +49,7 @@ def build_model(
     config_class, model_class = model_classes(spec.architecture, spec.head)
     kwargs = config_kwargs(architecture, head, **overrides)
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(spec.seed)
+        torch.default_generator.manual_seed(spec.seed)  # as a build_model step does (codegen.SEED)
         if model_class in TORCH_MODELS:
             return getattr(helpers, TORCH_MODELS[model_class])(**kwargs).eval()
         import transformers

@@ -348,3 +348,21 @@ def test_the_wheel_carries_the_license_and_the_catalogue_but_no_test_module(whee
     assert any(name.endswith(".dist-info/licenses/LICENSE") for name in names)
     assert any(name.startswith("pytest_peft_edges/cases/") and name.endswith(".yaml") for name in names)
     assert "pytest_peft_edges/catalogue.py" not in names
+
+
+def test_a_case_seeds_only_the_generator_it_restores(pytester, monkeypatch):
+    """Cases run on the CPU inside ``torch.random.fork_rng(devices=[])``: they seed the CPU generator,
+    which is restored after each case, and no device's, which nothing would restore in the user's session
+    (``torch.manual_seed`` seeds every device's besides the CPU's)."""
+    torch = pytest.importorskip("torch")
+    seeded = []
+    for module in (torch.cuda, torch.mps, torch.xpu, torch.mtia):
+        for name in ("manual_seed", "manual_seed_all"):
+            if hasattr(module, name):
+                monkeypatch.setattr(module, name, lambda seed, _name=f"{module.__name__}.{name}": seeded.append(_name))
+    copy_examples(pytester.path)
+    state = torch.get_rng_state()
+    reprec = pytester.inline_run("-p", "peft_edges", "--peft-edges-cases", "cases")
+    assert reprec.ret == 0 and len(reprec.getcalls("pytest_runtest_logreport")) == 6  # two cases, three phases
+    assert seeded == []
+    assert torch.equal(torch.get_rng_state(), state)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from ..architectures import HEADS, TORCH_MODELS, config_kwargs, default_head, model_classes
-from ..codegen import Render
+from ..codegen import SEED, Render
 from ..registry import Out, Ref, step
 
 
@@ -36,7 +36,7 @@ def build_model(r: Render, as_: Out = "base", architecture: str = "bert", head: 
     r.names.architectures.add(architecture)
     kwargs = r.kwargs(config_kwargs(architecture, head, **(config or {})))
     cast = f".to(torch.{dtype})" if dtype else ""
-    r(f"torch.manual_seed({seed!r})")
+    r(f"{SEED}({seed!r})")
     if model_class in TORCH_MODELS:
         r(f"{r.out(as_)} = {r.helper(TORCH_MODELS[model_class])}({kwargs}).eval(){cast}")
     else:
