@@ -86,3 +86,36 @@ def test_a_case_of_ones_own_reads_a_bugs_description_from_where_it_is_written(tm
     assert found["mine-lone"].summary == ""
     assert cli.main(["export", "mine-s1", "--cases", str(tmp_path / "mine.yaml")]) == 0
     assert "Known bug S1 (peft <0.11.0; #1574, PR #1615): a second SEQ_CLS adapter gets no copy" in capsys.readouterr().out
+
+
+def test_the_catalogue_is_read_once_a_process_for_descriptions(tmp_path, monkeypatch):
+    """A session loads its cases twice (collection, then the report's known_cases): a case of one's own
+    that records an undescribed bug id reads the catalogue for its description the first time only,
+    and again once a catalogue file changed."""
+    import os
+    import shutil
+
+    from pytest_peft_edges import collection
+    from pytest_peft_edges.schema import files
+
+    catalogue = tmp_path / "catalogue"
+    shutil.copytree(REPO / "cases", catalogue)
+    monkeypatch.setattr(collection, "bundled_cases_dir", lambda: catalogue)
+    reads = []
+    real = files._read_case_file
+    monkeypatch.setattr(files, "_read_case_file", lambda path, *a: reads.append(path) or real(path, *a))
+    monkeypatch.setattr(files, "_CATALOGUE", {})
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "mine.yaml").write_text(
+        "id: mine\ntitle: t\nmodel: {architecture: bert}\nsteps:\n  - {id: s, op: set_adapter, adapter_name: x}\n"
+        "known_bugs:\n  - id: S1\n    affected: {peft: '<0.11.0'}\n    fails: {step: s, raises: ValueError, match: x}\n")
+    size = len(schema.case_files(catalogue))
+    first = schema.load_cases([mine])
+    assert len(reads) == 1 + size
+    second = schema.load_cases([mine])
+    assert len(reads) == 2 + size  # only mine.yaml again
+    assert first == second and first[0].known_bugs[0].upstream.label() == "#1574, PR #1615"
+    changed = schema.case_files(catalogue)[0]
+    os.utime(changed, ns=(changed.stat().st_atime_ns, changed.stat().st_mtime_ns + 10**9))
+    assert schema.load_cases([mine]) == first and len(reads) == 3 + 2 * size
