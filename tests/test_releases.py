@@ -19,7 +19,7 @@ from pytest_peft_edges.releases.bisect import bisect, outcome
 from pytest_peft_edges.releases.envs import Store
 from pytest_peft_edges.releases.index import PEFT_RELEASES, ReleaseIndex, load_index
 from pytest_peft_edges.releases.runner import Run, pytest_command, run_release
-from pytest_peft_edges.releases.sweep import plan, sweep
+from pytest_peft_edges.releases.sweep import plan, start_order, sweep
 from pytest_peft_edges.schema import load_cases
 
 REPO = Path(__file__).resolve().parent.parent
@@ -188,6 +188,25 @@ def test_sweep_writes_a_report_per_pair_and_fails_on_a_range_wrong_cell(tmp_path
     assert [line.split(":")[0] for line in lines] == [f"peft {p} + transformers {t}" for p, t in pairs]
 
 
+def test_runs_of_the_least_shared_environments_start_first_and_the_log_keeps_the_plan_order(tmp_path):
+    """Warm: each boundary environment's runs go back to back on one worker (one server), the longest
+    first; the shared environment's many short runs fill the end. Fresh: the plan's order, one run a
+    task, so the first environment's runs keep the workers busy while the others are built."""
+    pairs = [("1.0", "4.0"), ("1.1", "4.0"), ("1.2", "4.0"), ("1.1", "5.0"), ("1.2", "5.0"), ("1.2", "5.1")]
+    assert start_order(pairs) == [[("1.1", "5.0"), ("1.2", "5.0")], [("1.2", "5.1")],
+                                  [("1.0", "4.0")], [("1.1", "4.0")], [("1.2", "4.0")]]
+    assert start_order(pairs, built=lambda tf: False) == [[pair] for pair in pairs]
+    assert start_order(pairs, built=lambda tf: tf == "5.0") == [[("1.1", "5.0"), ("1.2", "5.0")], *(
+        [pair] for pair in [("1.0", "4.0"), ("1.1", "4.0"), ("1.2", "4.0"), ("1.2", "5.1")])]
+    assert start_order([]) == []
+    started: list[tuple[str, str]] = []
+    fake = fake_run({pair: [] for pair in pairs})
+    lines: list[str] = []
+    sweep(pairs, tmp_path / "r", runner=lambda p, t, r: started.append((p, t)) or fake(p, t, r), jobs=1, log=lines.append)
+    assert started == [pair for task in start_order(pairs) for pair in task]
+    assert [line.split(":")[0] for line in lines] == [f"peft {p} + transformers {t}" for p, t in pairs]
+
+
 def test_a_run_that_imports_another_release_than_the_one_under_test_has_no_report(tmp_path):
     """The shadowing check: the report's versions must name the release the run was given."""
     class Shadowed(Store):
@@ -217,6 +236,7 @@ def test_the_run_command_uses_its_own_ini_and_importlib_so_pythonpath_wins(tmp_p
     assert command[:8] == ["py", "-m", "pytest", "-c", str(tmp_path / "pytest.ini"), "--rootdir", str(tmp_path), "-p"]
     assert "--import-mode=importlib" in command and "--peft-edges" in command
     assert "no:unraisableexception" in command  # its end-of-session gc passes cost ~1 s a run
+    assert "no:logging" in command  # it attaches handlers to every non-propagating logger in each phase
     assert command[-2:] == ["--peft-edges-cases", str(Path("x.yaml").resolve())]
 
 

@@ -142,11 +142,15 @@ class Store:
             _slug(Path(self.python).name)
         return self.cache / "envs" / f"tf{transformers}-{_slug(self.torch)}-py{minor}"
 
+    def has_env(self, transformers: str) -> bool:
+        """Whether the environment for ``transformers`` is built (without building it)."""
+        return (self.env_dir(transformers) / MARKER).is_file()
+
     def env(self, transformers: str) -> str:
         """The Python of the shared environment for ``transformers`` (built now if needed)."""
         home = self.env_dir(transformers)
         python = home / "bin" / "python"
-        if (home / MARKER).is_file():
+        if self.has_env(transformers):
             return str(python)
         with locked(self.cache / "locks" / f"{home.name}.lock"):
             if (home / MARKER).is_file():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import dataclasses
 import time
@@ -37,9 +38,11 @@ class SweepResult:
 def sweep(pairs: Sequence[tuple[str, str]], reports: Path, *, store: Store | None = None, jobs: int = 2,
           runner: Runner | None = None, log: Callable[[str], None] = print, bundled: bool = True,
           cases: Sequence[Path] = ()) -> SweepResult:
-    """Run every (peft, transformers) pair of ``pairs`` (in that order, ``jobs`` at a time) and write
-    each JSON report to ``reports/peft<v>-tf<v>.json``. ``runner`` replaces the real run (tests)."""
+    """Run every (peft, transformers) pair of ``pairs`` (``jobs`` at a time, started in
+    :func:`start_order`, logged in the order of ``pairs``) and write each JSON report to
+    ``reports/peft<v>-tf<v>.json``. ``runner`` replaces the real run (tests)."""
     start = time.perf_counter()
+    order = start_order(pairs, store.has_env if runner is None and store is not None else lambda tf: True)
     if runner is None:
         if store is None:
             raise ValueError("sweep needs a store or a runner")
@@ -51,21 +54,56 @@ def sweep(pairs: Sequence[tuple[str, str]], reports: Path, *, store: Store | Non
         # Build the environments ahead, in the order the runs need them, while earlier runs go on; two
         # at a time, since no run can start before the first is built (a core would idle meanwhile).
         prebuild = concurrent.futures.ThreadPoolExecutor(max_workers=2)
-        for transformers in dict.fromkeys(tf for _, tf in pairs):
+        for transformers in dict.fromkeys(tf for task in order for _, tf in task):
             prebuild.submit(_quiet_env, real_store, transformers)
     else:
         prebuild = None
+    futures: dict[tuple[str, str], concurrent.futures.Future[Run]] = {pair: concurrent.futures.Future() for pair in pairs}
+
+    def run_task(task: list[tuple[str, str]]) -> None:
+        for pair in task:
+            try:
+                futures[pair].set_result(runner(*pair, reports / report_name(*pair)))
+            except BaseException as exc:  # noqa: BLE001 - handed to the log loop, which raises it
+                futures[pair].set_exception(exc)
+
     runs: list[Run] = []
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures = [pool.submit(runner, peft, tf, reports / report_name(peft, tf)) for peft, tf in pairs]
-        for future in futures:  # in order, so the log reads oldest to newest
-            run = future.result()
+        for task in order:
+            pool.submit(run_task, task)
+        for pair in pairs:  # in the plan's order, so the log reads oldest to newest
+            run = futures[pair].result()
             runs.append(run)
             log(describe(run))
     if prebuild is not None:
         prebuild.shutdown(wait=True)
         close_zygotes()
     return SweepResult(runs, time.perf_counter() - start)
+
+
+def start_order(pairs: Sequence[tuple[str, str]],
+                built: Callable[[str], bool] = lambda tf: True) -> list[list[tuple[str, str]]]:
+    """The runs as tasks, in the order they start; a task's runs go back to back on one worker. The runs
+    of each environment but the most used one form one task (one fork server for them), and these start
+    first, the longest first: each pays for its environment's server. The most used environment's runs,
+    a task each, then fill the end, so the workers finish together instead of one waiting for the
+    other's long last run. Runs whose environment is not ``built`` yet are a task each, last, in the
+    plan's order: in a fresh sweep the first environment's runs keep the workers busy while the other
+    environments are built."""
+    unique = list(dict.fromkeys(pairs))
+    runs_per_env = collections.Counter(tf for _, tf in unique)
+    shared = max(runs_per_env, key=runs_per_env.__getitem__, default=None)
+    grouped: dict[str, list[tuple[str, str]]] = {}
+    fill: list[list[tuple[str, str]]] = []
+    later: list[list[tuple[str, str]]] = []
+    for pair in unique:
+        if not built(pair[1]):
+            later.append([pair])
+        elif pair[1] == shared:
+            fill.append([pair])
+        else:
+            grouped.setdefault(pair[1], []).append(pair)
+    return sorted(grouped.values(), key=len, reverse=True) + fill + later
 
 
 def _quiet_env(store: Store, transformers: str) -> None:
