@@ -55,6 +55,25 @@ def test_objects_the_user_froze_stay_frozen_and_nothing_else_is():
     assert out.split() == ["True", "True"]
 
 
+def test_the_frozen_objects_are_counted_once_when_the_user_froze_some():
+    """Counting frozen objects walks them all: with the user's objects frozen, cases must not count
+    them each time (it doubled a catalogue run). Nothing is frozen or unfrozen here meanwhile."""
+    out = run_python(
+        "import gc\n"
+        "from pytest_peft_edges.gc_freeze import case_phase\n"
+        "gc.freeze()\n"
+        "mine = gc.get_freeze_count()\n"
+        "calls = []\n"
+        "count = gc.get_freeze_count\n"
+        "gc.get_freeze_count = lambda: calls.append(1) or count()\n"
+        "for _ in range(5):\n"
+        "    with case_phase():\n"
+        "        pass\n"
+        "print(len(calls), count() == mine)\n"
+    )
+    assert out.split() == ["1", "True"]
+
+
 EXIT_PROBE = """
 import sys, types
 from pytest_peft_edges.gc_freeze import case_phase
