@@ -188,7 +188,12 @@ def test_offline_blocks_the_hub_even_when_it_was_imported_online():
 
 # Ids ---------------------------------------------------------------------------------------------
 
-def test_user_case_ids_name_their_file_and_run_back_alone(pytester):
+#: IN_PROCESS: a run that executes cases goes to a subprocess. pytester's in-process runs drop from
+#: sys.modules what they imported, and torch (or a part of it, transformers' lazy modules import them
+#: late) imported a second time in one process fails (SystemError, segfault): run alone, this file
+#: crashed on it. Collection-only runs (--co) import no torch and stay in-process.
+
+def test_user_case_ids_name_their_file_and_run_back_alone(pytester, isolated_env):
     copy_examples(pytester.path)
     listed = pytester.runpytest("-p", "peft_edges", "--peft-edges-cases", "cases", "--co", "-q")
     assert ids(listed) == [f"cases/{FIXED}.yaml::{FIXED}",
@@ -197,7 +202,7 @@ def test_user_case_ids_name_their_file_and_run_back_alone(pytester):
         for extra in ([], ["--peft-edges-cases", "cases"]):
             again = pytester.runpytest("-p", "peft_edges", *extra, case_id, "--co", "-q")
             assert ids(again) == [case_id]
-    ran = pytester.runpytest("-p", "peft_edges", ids(listed)[0])
+    ran = pytester.runpytest_subprocess("-p", "peft_edges", ids(listed)[0])  # see IN_PROCESS
     ran.assert_outcomes(passed=1)
 
 
@@ -222,24 +227,25 @@ def test_a_wrong_virtual_id_is_a_usage_error(pytester):
     missing_case.stderr.fnmatch_lines(["ERROR: not found: peft-edges/transformers-boundary.yaml::nope"])
 
 
-def test_junit_xml_names_cases_without_install_paths(pytester):
+def test_junit_xml_names_cases_without_install_paths(pytester, isolated_env):
     copy_examples(pytester.path)
-    pytester.runpytest("-p", "peft_edges", f"cases/{FIXED}.yaml",
-                       "peft-edges/transformers-boundary.yaml::transformers-add-adapter-api", "--junitxml=j.xml")
+    pytester.runpytest_subprocess("-p", "peft_edges", f"cases/{FIXED}.yaml",  # see IN_PROCESS
+                                  "peft-edges/transformers-boundary.yaml::transformers-add-adapter-api",
+                                  "--junitxml=j.xml")
     xml = (pytester.path / "j.xml").read_text()
     assert f'classname="cases.{FIXED}.yaml" name="{FIXED}"' in xml
     assert 'classname="peft-edges.transformers-boundary.yaml" name="transformers-add-adapter-api"' in xml
     assert "site-packages" not in xml
 
 
-def test_last_failed_reruns_failed_cases_of_the_catalogue_and_the_users_tests(pytester):
+def test_last_failed_reruns_failed_cases_of_the_catalogue_and_the_users_tests(pytester, isolated_env):
     pytester.makepyfile(test_user="def test_ok(): pass\ndef test_broken(): assert False\n")
-    first = pytester.runpytest("-p", "peft_edges", "--peft-edges", "--peft-edges-known=fail", "test_user.py",
-                               "-p", "cacheprovider")
+    first = pytester.runpytest_subprocess("-p", "peft_edges", "--peft-edges", "--peft-edges-known=fail",
+                                          "test_user.py", "-p", "cacheprovider")
     outcomes = first.parseoutcomes()
     assert outcomes["failed"] >= 2  # the user's test and every reproduced bug of this stack
-    rerun = pytester.runpytest("-p", "peft_edges", "--peft-edges", "--peft-edges-known=fail", "test_user.py",
-                               "--lf", "-p", "cacheprovider")
+    rerun = pytester.runpytest_subprocess("-p", "peft_edges", "--peft-edges", "--peft-edges-known=fail",
+                                          "test_user.py", "--lf", "-p", "cacheprovider")
     rerun.assert_outcomes(failed=outcomes["failed"], deselected=outcomes["passed"] + outcomes.get("skipped", 0))
 
 
@@ -350,19 +356,29 @@ def test_the_wheel_carries_the_license_and_the_catalogue_but_no_test_module(whee
     assert "pytest_peft_edges/catalogue.py" not in names
 
 
-def test_a_case_seeds_only_the_generator_it_restores(pytester, monkeypatch):
+SEED_RECORDING_CONFTEST = """
+import json
+import torch
+
+SEEDED = []
+for module in (torch.cuda, torch.mps, torch.xpu, torch.mtia):  # what torch.manual_seed seeds besides the CPU
+    for name in ("manual_seed", "manual_seed_all"):
+        if hasattr(module, name):
+            setattr(module, name, lambda seed, _name=module.__name__ + "." + name: SEEDED.append(_name))
+STATE = torch.get_rng_state()
+
+def pytest_sessionfinish(session):
+    with open("seeded.json", "w") as f:
+        json.dump({"seeded": SEEDED, "cpu_restored": bool(torch.equal(torch.get_rng_state(), STATE))}, f)
+"""
+
+
+def test_a_case_seeds_only_the_generator_it_restores(pytester, isolated_env):
     """Cases run on the CPU inside ``torch.random.fork_rng(devices=[])``: they seed the CPU generator,
     which is restored after each case, and no device's, which nothing would restore in the user's session
     (``torch.manual_seed`` seeds every device's besides the CPU's)."""
-    torch = pytest.importorskip("torch")
-    seeded = []
-    for module in (torch.cuda, torch.mps, torch.xpu, torch.mtia):
-        for name in ("manual_seed", "manual_seed_all"):
-            if hasattr(module, name):
-                monkeypatch.setattr(module, name, lambda seed, _name=f"{module.__name__}.{name}": seeded.append(_name))
     copy_examples(pytester.path)
-    state = torch.get_rng_state()
-    reprec = pytester.inline_run("-p", "peft_edges", "--peft-edges-cases", "cases")
-    assert reprec.ret == 0 and len(reprec.getcalls("pytest_runtest_logreport")) == 6  # two cases, three phases
-    assert seeded == []
-    assert torch.equal(torch.get_rng_state(), state)
+    pytester.makeconftest(SEED_RECORDING_CONFTEST)
+    result = pytester.runpytest_subprocess("-p", "peft_edges", "--peft-edges-cases", "cases", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, xfailed=1)
+    assert json.loads((pytester.path / "seeded.json").read_text()) == {"seeded": [], "cpu_restored": True}
