@@ -153,7 +153,7 @@ class Store:
         if self.has_env(transformers):
             return str(python)
         with locked(self.cache / "locks" / f"{home.name}.lock"):
-            if (home / MARKER).is_file():
+            if self.has_env(transformers):
                 return str(python)
             start = time.perf_counter()
             shutil.rmtree(home, ignore_errors=True)

@@ -42,10 +42,10 @@ def sweep(pairs: Sequence[tuple[str, str]], reports: Path, *, store: Store | Non
     :func:`start_order`, logged in the order of ``pairs``) and write each JSON report to
     ``reports/peft<v>-tf<v>.json``. ``runner`` replaces the real run (tests)."""
     start = time.perf_counter()
-    order = start_order(pairs, store.has_env if runner is None and store is not None else lambda tf: True)
+    if runner is None and store is None:
+        raise ValueError("sweep needs a store or a runner")
+    order = start_order(pairs, store.has_env if runner is None else lambda tf: True)
     if runner is None:
-        if store is None:
-            raise ValueError("sweep needs a store or a runner")
         real_store = store
 
         def runner(peft: str, transformers: str, report: Path) -> Run:
